@@ -1,0 +1,101 @@
+// swift-tools-version: 6.1
+// Signet: a DKIM signing SMTP relay. Module map and dependency direction: docs/architecture.md.
+import PackageDescription
+
+let package = Package(
+    name: "Signet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "signet", targets: ["signet"]),
+        .library(name: "DKIM", targets: ["DKIM"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "MailMessage",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "DKIMCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "Keys",
+            dependencies: ["COpenSSL"]
+        ),
+        .target(
+            name: "DKIM",
+            dependencies: ["DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "SignetCLI",
+            dependencies: [
+                "DKIM", "DKIMCore", "Keys", "MailMessage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "signet",
+            dependencies: ["SignetCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        .testTarget(
+            name: "MailMessageTests",
+            dependencies: ["MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "DKIMCoreTests",
+            dependencies: ["DKIMCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(name: "KeysTests", dependencies: ["Keys"]),
+        .testTarget(
+            name: "DKIMTests",
+            dependencies: ["DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "SignetCLITests",
+            dependencies: ["SignetCLI", "DKIM", "Keys"]
+        ),
+        .testTarget(
+            name: "InteropTests",
+            dependencies: ["DKIM", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+    ]
+)
+
+// Every target: Swift 6 mode plus the upcoming features the anchors use.
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}
+
+// Benchmarks live in the root manifest but only enter resolution when asked for,
+// so `make build`/`make test` never compile package-benchmark.
+if Context.environment["SIGNET_BENCHMARKS"] != nil {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"])
+    )
+    package.targets.append(
+        .executableTarget(
+            name: "DKIMBenchmarks",
+            dependencies: [
+                "DKIM", "DKIMCore", "Keys", "MailMessage",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/DKIMBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    )
+}
