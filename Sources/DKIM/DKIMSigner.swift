@@ -1,0 +1,154 @@
+import DKIMCore
+import Keys
+import MailMessage
+import NIOCore
+
+/// Signs messages for one domain and selector with one key (RFC 6376 §5, RFC 8463).
+public struct DKIMSigner: Sendable {
+    public let domain: String
+    public let selector: String
+    public let key: PrivateKey
+    public let algorithm: DKIMAlgorithm
+    public let options: DKIMSignerOptions
+
+    /// - Throws: `DKIMError` when the domain, selector or identity is not usable, or `algorithm`
+    ///   does not match the key's type.
+    public init(
+        domain: String,
+        selector: String,
+        key: PrivateKey,
+        algorithm: DKIMAlgorithm? = nil,
+        options: DKIMSignerOptions = DKIMSignerOptions()
+    ) throws {
+        guard let asciiDomain = DomainName.asciiLowercased(domain), asciiDomain.contains(".") || asciiDomain == "localhost"
+        else {
+            throw DKIMError(.invalidDomain, "'\(domain)' is not a valid signing domain (d=)")
+        }
+        guard Self.isValidSelector(selector) else {
+            throw DKIMError(
+                .invalidSelector,
+                "'\(selector)' is not a valid selector (s=): use letters, digits, '-' and '.'-separated labels"
+            )
+        }
+        let resolved = algorithm ?? DKIMAlgorithm(keyAlgorithm: key.algorithm)
+        guard resolved.keyAlgorithm == key.algorithm else {
+            throw DKIMError(
+                .algorithmKeyMismatch,
+                "algorithm \(resolved.rawValue) needs a \(resolved.keyAlgorithm.rawValue) key, "
+                    + "but the key is \(key.algorithm.rawValue)"
+            )
+        }
+        if let identity = options.identity {
+            guard let at = identity.lastIndex(of: "@"),
+                let identityDomain = DomainName.asciiLowercased(String(identity[identity.index(after: at)...])),
+                identityDomain == asciiDomain || identityDomain.hasSuffix("." + asciiDomain)
+            else {
+                throw DKIMError(
+                    .invalidIdentity,
+                    "identity (i=) '\(identity)' must be an address in \(asciiDomain) or one of its subdomains"
+                )
+            }
+        }
+        self.domain = asciiDomain
+        self.selector = selector.lowercased()
+        self.key = key
+        self.algorithm = resolved
+        self.options = options
+    }
+
+    /// The body hash this signer needs; signers with equal keys share one pass over the body.
+    public var bodyHasherKey: BodyHasher.Key {
+        BodyHasher.Key(canonicalization: options.canonicalization.body, lengthLimit: nil)
+    }
+
+    /// The `h=` list for a message: every present instance of each name, plus one when oversigning.
+    public func headerList(for header: MessageHeader) -> [String] {
+        if let explicit = options.explicitHeaderList { return explicit }
+        var names: [String] = []
+        var seen = Set<String>()
+        for name in options.signedHeaders {
+            let lower = name.lowercased()
+            guard seen.insert(lower).inserted else { continue }
+            let present = header.count(named: lower)
+            let count = present + (options.oversign ? 1 : 0)
+            names.append(contentsOf: repeatElement(lower, count: count))
+        }
+        return names
+    }
+
+    /// Everything but the private-key operation: the field with an empty `b=` and the digest to sign.
+    /// Split out so the key operation can run elsewhere (a signer pool, an agent, a token).
+    public func prepare(header: MessageHeader, bodyHash: BodyHasher.Result, now: Int) -> PreparedSignature {
+        var writer = TagListWriter(fieldName: "DKIM-Signature")
+        writer.append("v", "1")
+        writer.append("a", algorithm.rawValue)
+        writer.append("c", options.canonicalization.tagValue)
+        writer.append("d", domain)
+        if let identity = options.identity { writer.append("i", identity) }
+        if options.includeQueryMethod { writer.append("q", "dns/txt") }
+        writer.append("s", selector)
+        if options.includeTimestamp { writer.append("t", String(now)) }
+        if let expiration = options.expiration { writer.append("x", String(now + expiration)) }
+        if options.includeBodyLength { writer.append("l", String(bodyHash.length)) }
+        let names = headerList(for: header)
+        if options.headerListSeparator == ":" {
+            writer.appendList("h", names)
+        } else {
+            writer.append("h", names.joined(separator: options.headerListSeparator))
+        }
+        writer.append("bh", Base64.encode(bodyHash.hash))
+
+        var unsigned = writer
+        unsigned.appendBase64("b", "")
+        let unsignedField = ByteBuffer(string: unsigned.text)
+        let digest = HeaderHasher.digest(
+            signedFields: HeaderHasher.select(names, from: header),
+            signatureField: unsignedField,
+            canonicalization: options.canonicalization.header
+        )
+        return PreparedSignature(writer: writer, digest: digest)
+    }
+
+    /// Prepares and signs in one step, on the calling thread.
+    public func sign(header: MessageHeader, bodyHash: BodyHasher.Result, now: Int) throws -> String {
+        let prepared = prepare(header: header, bodyHash: bodyHash, now: now)
+        let signature: [UInt8]
+        do {
+            signature = try key.signature(forSHA256Digest: prepared.digest)
+        } catch {
+            throw DKIMError(.signingFailed, "signing for d=\(domain) s=\(selector) failed: \(error)")
+        }
+        return prepared.field(signature: signature)
+    }
+
+    /// Selectors are dot-separated labels (RFC 6376 §3.1).
+    static func isValidSelector(_ selector: String) -> Bool {
+        guard !selector.isEmpty, selector.utf8.count <= 253 else { return false }
+        return selector.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.utf8.count <= 63
+                && label.utf8.allSatisfy { byte in
+                    (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                        || byte == 0x2D || byte == 0x5F
+                }
+        }
+    }
+}
+
+/// A signature waiting for its private-key operation.
+public struct PreparedSignature: Sendable {
+    fileprivate let writer: TagListWriter
+    /// SHA-256 of the canonical signed header fields and the unsigned signature field.
+    public let digest: [UInt8]
+
+    fileprivate init(writer: TagListWriter, digest: [UInt8]) {
+        self.writer = writer
+        self.digest = digest
+    }
+
+    /// The finished DKIM-Signature field, CRLF included, ready to prepend.
+    public func field(signature: [UInt8]) -> String {
+        var signed = writer
+        signed.appendBase64("b", Base64.encode(signature))
+        return signed.text + "\r\n"
+    }
+}
