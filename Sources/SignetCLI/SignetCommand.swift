@@ -1,0 +1,26 @@
+import ArgumentParser
+
+/// The `signet` command: the relay and its offline tools.
+public struct SignetCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "signet",
+        abstract: "A DKIM signing SMTP relay, and the tools to run it.",
+        discussion: """
+            Offline tools available now:
+              signet keygen      make a signing key and print its DNS record
+              signet dns-record  print the DNS record of an existing key
+              signet sign        DKIM-sign a message (file or stdin) and print it
+              signet verify      check a message's DKIM signatures against given keys
+            See README.md for a walk-through.
+            """,
+        subcommands: [KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self]
+    )
+
+    public init() {}
+}
+
+/// An error the command line reports as one clear sentence.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+import SignetCLI
+
+SignetCommand.main()
