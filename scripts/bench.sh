@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make bench`: Signet's micro benchmarks (package-benchmark, release build) and, in the same run,
+# this machine's `openssl speed` figures they are compared with. The machines are shared and noisy:
+# compare the ratios of one run, not absolute numbers across runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${BENCH_OUT:-.build-bench/results}
+mkdir -p "$out"
+seconds=${BENCH_OPENSSL_SECONDS:-3}
+
+echo "== openssl speed (single core), $seconds s per figure"
+openssl speed -seconds "$seconds" rsa2048 ed25519 2>/dev/null | grep -E '^(rsa 2048|.*Ed25519)|sign ' | tee "$out/openssl-speed-sign.txt"
+openssl speed -seconds "$seconds" -bytes 16384 -evp sha256 2>/dev/null | grep -E '^(type|sha256)' | tee "$out/openssl-speed-sha256.txt"
+echo "== openssl speed -multi 2"
+openssl speed -multi 2 -seconds "$seconds" rsa2048 2>/dev/null | grep -E '^(rsa 2048|\+F)' | tail -2 | tee "$out/openssl-speed-rsa-multi2.txt"
+
+echo "== package-benchmark (release)"
+# A separate scratch path: the benchmark dependency only enters the manifest with SIGNET_BENCHMARKS set.
+SIGNET_BENCHMARKS=1 swift package --scratch-path .build-bench --disable-sandbox benchmark \
+    --target DKIMBenchmarks --format markdown --no-progress ${BENCH_ARGS:-} | tee "$out/DKIMBenchmarks.md"
+echo "results in $out"

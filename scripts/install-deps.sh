@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing Signet need, and only those
+# that are missing, so a fresh Debian/Ubuntu machine passes `make test` with nothing
+# installed by hand. Runs `apt-get update` once, and only when something is missing.
+set -euo pipefail
+
+packages=(
+    # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator
+    pkg-config libssl-dev libjemalloc-dev
+    # independent DKIM verifiers used by the interop tests
+    python3 python3-dkim python3-nacl opendkim libmail-dkim-perl libnet-dns-perl
+    # used by the tests and `make bench`
+    openssl valgrind
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+    echo "install-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
