@@ -11,6 +11,8 @@ packages=(
     python3 python3-dkim python3-nacl opendkim libmail-dkim-perl libnet-dns-perl
     # used by the tests and `make bench`
     openssl valgrind
+    # real SMTP peers for the relay end-to-end tests: smtp-sink/smtp-source (postfix) and swaks
+    postfix swaks
 )
 
 missing=()
@@ -28,5 +30,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is only a test peer (smtp-sink, smtp-source, a throwaway instance): no system mail setup.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,19 +1,22 @@
 import ArgumentParser
 
 /// The `signet` command: the relay and its offline tools.
-public struct SignetCommand: ParsableCommand {
+public struct SignetCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "signet",
         abstract: "A DKIM signing SMTP relay, and the tools to run it.",
         discussion: """
-            Offline tools available now:
+            The relay:
+              signet run           accept SMTP, sign, relay to the next hop (see signet run --help)
+              signet check-config  validate a configuration file and its keys
+            Offline tools:
               signet keygen      make a signing key and print its DNS record
               signet dns-record  print the DNS record of an existing key
               signet sign        DKIM-sign a message (file or stdin) and print it
               signet verify      check a message's DKIM signatures against given keys
             See README.md for a walk-through.
             """,
-        subcommands: [KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self]
+        subcommands: [RunCommand.self, CheckConfigCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self]
     )
 
     public init() {}

@@ -1,0 +1,328 @@
+import DKIM
+import DKIMCore
+import Yams
+
+/// Reads a `RelayConfiguration` from YAML, then lets `SIGNET_*` environment variables override any key.
+///
+/// Every key has an environment name: the path in upper case joined by `_` (`limits.max_connections` is
+/// `SIGNET_LIMITS_MAX_CONNECTIONS`). Values are YAML too, so `SIGNET_SIGNING_TABLE='[{from: a.com, keys: [k]}]'`
+/// works, and lists also accept comma-separated text. Unknown keys are errors, not silently ignored: a typo must
+/// not turn into an open relay or unsigned mail.
+public enum ConfigurationLoader {
+    /// Prefix of the environment variables that override keys.
+    public static let environmentPrefix = "SIGNET_"
+
+    /// Loads `yaml` (nil or empty: all defaults) with `environment` applied on top.
+    public static func load(yaml: String?, environment: [String: String] = [:]) throws(ConfigurationError)
+        -> RelayConfiguration
+    {
+        var root: Node
+        do {
+            root = try Yams.compose(yaml: yaml ?? "") ?? Node.mapping([:])
+        } catch {
+            throw ConfigurationError(["the configuration is not valid YAML: \(error)"])
+        }
+        if case .scalar(let scalar) = root, scalar.string.isEmpty || scalar.string == "~" || scalar.string == "null" {
+            root = Node.mapping([:])
+        }
+        guard root.mapping != nil else { throw ConfigurationError(["the configuration must be a mapping of keys"]) }
+
+        var problems: [String] = []
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix(environmentPrefix) {
+            guard let path = environmentPaths[name] else {
+                problems.append("environment variable \(name) does not name a configuration key")
+                continue
+            }
+            let node: Node
+            do {
+                node = try Yams.compose(yaml: value) ?? Node("")
+            } catch {
+                problems.append("\(name): not a valid YAML value: \(error)")
+                continue
+            }
+            root = setting(root, path[...], to: node)
+        }
+        var reader = Reader()
+        let configuration = reader.configuration(root)
+        problems += reader.problems
+        problems += validate(configuration)
+        guard problems.isEmpty else { throw ConfigurationError(problems) }
+        return configuration
+    }
+
+    /// Checks that need the whole configuration: table entries name defined keys, and so on.
+    static func validate(_ configuration: RelayConfiguration) -> [String] {
+        var problems: [String] = []
+        if configuration.listen.isEmpty { problems.append("listen: at least one address is needed") }
+        if configuration.clientNetworks.isEmpty {
+            problems.append("client_networks: empty; no client could connect (use 127.0.0.0/8 for local senders)")
+        }
+        for (index, entry) in configuration.signing.table.enumerated() {
+            if entry.keys.isEmpty { problems.append("signing.table[\(index)].keys: no key named") }
+            for key in entry.keys where configuration.signing.keys[key] == nil {
+                problems.append("signing.table[\(index)].keys: no key named '\(key)' in signing.keys")
+            }
+            if entry.from == "*" || entry.from.hasPrefix("*.") || SigningTable.normalizedDomain(entry.from) != nil {
+                continue
+            }
+            problems.append("signing.table[\(index)].from: '\(entry.from)' is not a domain, *.domain or *")
+        }
+        let limits = configuration.limits
+        for (name, value) in [
+            ("limits.max_connections", limits.maxConnections), ("limits.max_message_size", limits.maxMessageSize),
+            ("limits.max_recipients", limits.maxRecipients), ("limits.spool_threshold", limits.spoolThreshold),
+        ] where value <= 0 {
+            problems.append("\(name): must be positive, not \(value)")
+        }
+        return problems
+    }
+
+    // MARK: Schema
+
+    private indirect enum Schema: Sendable {
+        case scalar
+        case list
+        case map([String: Schema])
+        /// Free-form keys (names chosen by the user), each value shaped like the inner schema.
+        case dictionary(Schema)
+        case listOf(Schema)
+    }
+
+    private static let schema: [String: Schema] = [
+        "listen": .list, "hostname": .scalar, "next_hop": .scalar, "state_directory": .scalar,
+        "capture_directory": .scalar, "client_networks": .list,
+        "limits": .map([
+            "max_connections": .scalar, "max_message_size": .scalar, "max_recipients": .scalar,
+            "spool_threshold": .scalar,
+        ]),
+        "timeouts": .map([
+            "command": .scalar, "data_block": .scalar, "next_hop_connect": .scalar, "next_hop_command": .scalar,
+            "next_hop_data_end": .scalar, "shutdown_grace": .scalar,
+        ]),
+        "signing": .map([
+            "keys": .dictionary(.map(["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar])),
+            "table": .listOf(.map(["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])),
+            "canonicalization": .scalar, "headers": .list, "oversign": .scalar, "timestamp": .scalar,
+            "expiration": .scalar,
+        ]),
+    ]
+
+    /// Environment variable name → key path, for every key that is not a fixed-key mapping.
+    static let environmentPaths: [String: [String]] = {
+        var result: [String: [String]] = [:]
+        func walk(_ keys: [String: Schema], _ prefix: [String]) {
+            for (key, inner) in keys {
+                let path = prefix + [key]
+                if case .map(let nested) = inner {
+                    walk(nested, path)
+                } else {
+                    result[environmentPrefix + path.joined(separator: "_").uppercased()] = path
+                }
+            }
+        }
+        walk(schema, [])
+        return result
+    }()
+
+    private static func setting(_ node: Node, _ path: ArraySlice<String>, to value: Node) -> Node {
+        guard let key = path.first else { return value }
+        var mapping = node.mapping ?? Node.Mapping([])
+        mapping[key] = setting(mapping[key] ?? Node.mapping([:]), path.dropFirst(), to: value)
+        return .mapping(mapping)
+    }
+
+    // MARK: Reading
+
+    private struct Reader {
+        var problems: [String] = []
+
+        mutating func configuration(_ root: Node) -> RelayConfiguration {
+            var configuration = RelayConfiguration()
+            let top = keys(root, "", ConfigurationLoader.schema)
+            if let node = top["listen"] {
+                configuration.listen = strings(node, "listen").compactMap { hostPort($0, "listen") }
+            }
+            if let node = top["hostname"], let value = string(node, "hostname") { configuration.hostname = value }
+            if let node = top["next_hop"], let value = string(node, "next_hop") {
+                configuration.nextHop = value.isEmpty ? nil : hostPort(value, "next_hop")
+            }
+            if let node = top["state_directory"], let value = string(node, "state_directory") {
+                configuration.stateDirectory = value
+            }
+            if let node = top["capture_directory"], let value = string(node, "capture_directory") {
+                configuration.captureDirectory = value
+            }
+            if let node = top["client_networks"] {
+                configuration.clientNetworks = strings(node, "client_networks").compactMap { text in
+                    guard let prefix = NetworkPrefix(text) else {
+                        problems.append("client_networks: '\(text)' is not an address or CIDR network")
+                        return nil
+                    }
+                    return prefix
+                }
+            }
+            if let node = top["limits"], case .map(let schema) = ConfigurationLoader.schema["limits"]! {
+                let limits = keys(node, "limits", schema)
+                int(limits["max_connections"], "limits.max_connections", &configuration.limits.maxConnections)
+                int(limits["max_message_size"], "limits.max_message_size", &configuration.limits.maxMessageSize)
+                int(limits["max_recipients"], "limits.max_recipients", &configuration.limits.maxRecipients)
+                int(limits["spool_threshold"], "limits.spool_threshold", &configuration.limits.spoolThreshold)
+            }
+            if let node = top["timeouts"], case .map(let schema) = ConfigurationLoader.schema["timeouts"]! {
+                let timeouts = keys(node, "timeouts", schema)
+                int(timeouts["command"], "timeouts.command", &configuration.timeouts.command)
+                int(timeouts["data_block"], "timeouts.data_block", &configuration.timeouts.dataBlock)
+                int(timeouts["next_hop_connect"], "timeouts.next_hop_connect", &configuration.timeouts.nextHopConnect)
+                int(timeouts["next_hop_command"], "timeouts.next_hop_command", &configuration.timeouts.nextHopCommand)
+                int(timeouts["next_hop_data_end"], "timeouts.next_hop_data_end", &configuration.timeouts.nextHopDataEnd)
+                int(timeouts["shutdown_grace"], "timeouts.shutdown_grace", &configuration.timeouts.shutdownGrace)
+            }
+            if let node = top["signing"], case .map(let schema) = ConfigurationLoader.schema["signing"]! {
+                configuration.signing = signing(keys(node, "signing", schema))
+            }
+            return configuration
+        }
+
+        mutating func signing(_ node: [String: Node]) -> RelayConfiguration.Signing {
+            var signing = RelayConfiguration.Signing()
+            if let value = node["canonicalization"].flatMap({ canonicalization($0, "signing.canonicalization") }) {
+                signing.canonicalization = value
+            }
+            if let headers = node["headers"] { signing.headers = strings(headers, "signing.headers").map { $0.lowercased() } }
+            bool(node["oversign"], "signing.oversign", &signing.oversign)
+            bool(node["timestamp"], "signing.timestamp", &signing.timestamp)
+            int(node["expiration"], "signing.expiration", &signing.expiration)
+            if let keysNode = node["keys"] {
+                if let mapping = keysNode.mapping {
+                    for (nameNode, entryNode) in mapping {
+                        let name = nameNode.string ?? ""
+                        let path = "signing.keys.\(name)"
+                        let entry = keys(entryNode, path, ["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar])
+                        guard let domain = entry["domain"].flatMap({ string($0, path + ".domain") }),
+                            let selector = entry["selector"].flatMap({ string($0, path + ".selector") }),
+                            let keyFile = entry["key_file"].flatMap({ string($0, path + ".key_file") })
+                        else {
+                            problems.append("\(path): domain, selector and key_file are all needed")
+                            continue
+                        }
+                        var key = RelayConfiguration.KeyEntry(domain: domain, selector: selector, keyFile: keyFile)
+                        if let text = entry["algorithm"].flatMap({ string($0, path + ".algorithm") }) {
+                            if let algorithm = DKIMAlgorithm(rawValue: text.lowercased()) {
+                                key.algorithm = algorithm
+                            } else {
+                                problems.append("\(path).algorithm: '\(text)' is not rsa-sha256 or ed25519-sha256")
+                            }
+                        }
+                        signing.keys[name] = key
+                    }
+                } else {
+                    problems.append("signing.keys: expected a mapping of key names")
+                }
+            }
+            if let tableNode = node["table"] {
+                if let sequence = tableNode.sequence {
+                    for (index, entryNode) in sequence.enumerated() {
+                        let path = "signing.table[\(index)]"
+                        let entry = keys(entryNode, path, ["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])
+                        guard let from = entry["from"].flatMap({ string($0, path + ".from") }), let keys = entry["keys"] else {
+                            problems.append("\(path): from and keys are both needed")
+                            continue
+                        }
+                        var rule = RelayConfiguration.TableEntry(from: from.lowercased(), keys: strings(keys, path + ".keys"))
+                        rule.canonicalization = entry["canonicalization"].flatMap { canonicalization($0, path + ".canonicalization") }
+                        rule.headers = entry["headers"].map { strings($0, path + ".headers").map { $0.lowercased() } }
+                        signing.table.append(rule)
+                    }
+                } else {
+                    problems.append("signing.table: expected a list of rules")
+                }
+            }
+            return signing
+        }
+
+        /// The mapping's values by key; unknown keys are reported.
+        mutating func keys(_ node: Node, _ path: String, _ schema: [String: Schema]) -> [String: Node] {
+            guard let mapping = node.mapping else {
+                if !(node.scalar?.string.isEmpty ?? false) { problems.append("\(path.isEmpty ? "configuration" : path): expected a mapping") }
+                return [:]
+            }
+            var result: [String: Node] = [:]
+            for (keyNode, value) in mapping {
+                let key = keyNode.string ?? ""
+                let full = path.isEmpty ? key : path + "." + key
+                guard schema[key] != nil else {
+                    let known = schema.keys.sorted().joined(separator: ", ")
+                    problems.append("\(full): unknown key (known here: \(known))")
+                    continue
+                }
+                result[key] = value
+            }
+            return result
+        }
+
+        mutating func string(_ node: Node, _ path: String) -> String? {
+            guard let scalar = node.scalar else {
+                problems.append("\(path): expected a single value")
+                return nil
+            }
+            return scalar.string
+        }
+
+        /// A YAML list, or one text value split at commas (handy in environment variables).
+        mutating func strings(_ node: Node, _ path: String) -> [String] {
+            if let sequence = node.sequence {
+                return sequence.compactMap { string($0, path) }
+            }
+            guard let text = string(node, path) else { return [] }
+            return text.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+        }
+
+        mutating func int(_ node: Node?, _ path: String, _ target: inout Int) {
+            guard let node, let text = string(node, path) else { return }
+            let units: [(String, Int)] = [("KiB", 1024), ("MiB", 1024 * 1024), ("GiB", 1024 * 1024 * 1024)]
+            for (suffix, factor) in units where text.hasSuffix(suffix) {
+                if let number = Int(text.dropLast(suffix.count).trimmingSpaces()) {
+                    target = number * factor
+                    return
+                }
+            }
+            guard let number = Int(text) else {
+                problems.append("\(path): expected a whole number, not '\(text)'")
+                return
+            }
+            target = number
+        }
+
+        mutating func bool(_ node: Node?, _ path: String, _ target: inout Bool) {
+            guard let node, let text = string(node, path) else { return }
+            switch text.lowercased() {
+            case "true", "yes", "on", "1": target = true
+            case "false", "no", "off", "0": target = false
+            default: problems.append("\(path): expected true or false, not '\(text)'")
+            }
+        }
+
+        mutating func hostPort(_ text: String, _ path: String) -> HostPort? {
+            guard let value = HostPort(text) else {
+                problems.append("\(path): '\(text)' is not host:port")
+                return nil
+            }
+            return value
+        }
+
+        mutating func canonicalization(_ node: Node, _ path: String) -> CanonicalizationPair? {
+            guard let text = string(node, path) else { return nil }
+            guard let pair = CanonicalizationPair(tagValue: text) else {
+                problems.append("\(path): '\(text)' is not simple or relaxed (header/body)")
+                return nil
+            }
+            return pair
+        }
+    }
+}
+
+extension StringProtocol {
+    fileprivate func trimmingSpaces() -> String {
+        String(self.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

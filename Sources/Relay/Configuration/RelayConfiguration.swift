@@ -1,0 +1,106 @@
+import DKIM
+import DKIMCore
+
+/// Everything `signet run` needs, as read from the YAML file and the environment.
+public struct RelayConfiguration: Sendable, Equatable {
+    /// Addresses to accept SMTP on.
+    public var listen: [HostPort] = [HostPort(host: "127.0.0.1", port: 10025)]
+    /// The name in the greeting and in EHLO to the next hop.
+    public var hostname = "localhost"
+    /// Where mail goes; nil delivers into the capture folder (first-run and development mode).
+    public var nextHop: HostPort?
+    /// Folder for generated development keys and captured mail.
+    public var stateDirectory = "signet-state"
+    /// Folder for captured messages when there is no next hop; defaults to `<state>/captured`.
+    public var captureDirectory: String?
+    /// Clients allowed to connect; everyone else gets 554 at connect. Loopback by default: never an open relay.
+    public var clientNetworks: [NetworkPrefix] = [NetworkPrefix("127.0.0.0/8")!, NetworkPrefix("::1/128")!]
+    /// Size and count limits.
+    public var limits = Limits()
+    /// Timeouts, in seconds.
+    public var timeouts = Timeouts()
+    /// Which mail is signed, with what.
+    public var signing = Signing()
+
+    /// Size and count limits.
+    public struct Limits: Sendable, Equatable {
+        /// Concurrent client connections; more get 421 at connect.
+        public var maxConnections = 1000
+        /// Largest message accepted, advertised as SIZE.
+        public var maxMessageSize = 50 * 1024 * 1024
+        /// Recipients per transaction (RFC 5321 §4.5.3.1.8 asks for at least 100).
+        public var maxRecipients = 1000
+        /// Messages larger than this are spooled to a private temporary file instead of memory.
+        public var spoolThreshold = 8 * 1024 * 1024
+        public init() {}
+    }
+
+    /// Timeouts in seconds; the defaults are RFC 5321 §4.5.3.2's.
+    public struct Timeouts: Sendable, Equatable {
+        /// Waiting for the next command from the client.
+        public var command = 300
+        /// Waiting for the next chunk of message data from the client.
+        public var dataBlock = 180
+        /// Connecting to the next hop.
+        public var nextHopConnect = 30
+        /// Waiting for the next hop to answer a command.
+        public var nextHopCommand = 300
+        /// Waiting for the next hop to answer the end of data.
+        public var nextHopDataEnd = 600
+        /// How long SIGTERM waits for transactions in flight.
+        public var shutdownGrace = 30
+        public init() {}
+    }
+
+    /// Signing keys and the table that picks them by From domain (like OpenDKIM's KeyTable and SigningTable).
+    public struct Signing: Sendable, Equatable {
+        /// Named keys.
+        public var keys: [String: KeyEntry] = [:]
+        /// Rules, most specific match wins.
+        public var table: [TableEntry] = []
+        /// Defaults for every rule.
+        public var canonicalization = CanonicalizationPair(header: .relaxed, body: .relaxed)
+        public var headers: [String] = DKIMSignerOptions.defaultSignedHeaders
+        public var oversign = true
+        public var timestamp = true
+        /// Seconds to `x=`; 0 writes no `x=`.
+        public var expiration = DKIMSignerOptions.defaultExpiration
+        public init() {}
+    }
+
+    /// One key: the `d=` and `s=` it signs as, and its PEM file.
+    public struct KeyEntry: Sendable, Equatable {
+        public var domain: String
+        public var selector: String
+        public var keyFile: String
+        /// Expected algorithm; checked against the key file when set.
+        public var algorithm: DKIMAlgorithm?
+        public init(domain: String, selector: String, keyFile: String, algorithm: DKIMAlgorithm? = nil) {
+            self.domain = domain
+            self.selector = selector
+            self.keyFile = keyFile
+            self.algorithm = algorithm
+        }
+    }
+
+    /// One signing rule: From domains it covers and the keys that sign them.
+    public struct TableEntry: Sendable, Equatable {
+        /// `example.com` (that domain and its subdomains), `*.example.com` (subdomains only) or `*` (everything).
+        public var from: String
+        /// Names from `keys`; two keys give two signatures (e.g. RSA and Ed25519).
+        public var keys: [String]
+        public var canonicalization: CanonicalizationPair?
+        public var headers: [String]?
+        public init(from: String, keys: [String], canonicalization: CanonicalizationPair? = nil, headers: [String]? = nil) {
+            self.from = from
+            self.keys = keys
+            self.canonicalization = canonicalization
+            self.headers = headers
+        }
+    }
+
+    public init() {}
+
+    /// The capture folder in effect.
+    public var effectiveCaptureDirectory: String { captureDirectory ?? stateDirectory + "/captured" }
+}

@@ -1,0 +1,36 @@
+import NIOCore
+import SMTPProtocol
+
+/// Where relayed mail goes: one SMTP session's worth of transactions. The inbound session drives it and hands
+/// its replies back to the client unchanged (before-queue semantics).
+protocol NextHopSession: AnyObject, Sendable {
+    /// What the next hop supports, for the EHLO reply Signet gives its client.
+    var capabilities: SMTPCapabilities { get }
+    func mail(from: String, parameters: [SMTPParameter]) async -> SMTPReply
+    func recipient(to: String, parameters: [SMTPParameter]) async -> SMTPReply
+    /// Sends one whole message (signature fields first) and returns the next hop's reply to its end.
+    func message(prepending fields: [String], content: MessageContent) async -> SMTPReply
+    func reset() async -> SMTPReply
+    /// Whether the session can take another transaction.
+    var isUsable: Bool { get }
+    func quit() async
+}
+
+/// Opens next-hop sessions.
+protocol NextHop: Sendable {
+    func connect() async throws -> any NextHopSession
+}
+
+/// Replies Signet gives on the next hop's behalf when it cannot be reached or fails mid-way: all transient, so
+/// the client keeps the message and retries.
+enum NextHopReplies {
+    static func unavailable(_ why: String) -> SMTPReply {
+        SMTPReply(code: 451, EnhancedStatusCode(4, 4, 1), "next hop unavailable, try again later (\(why))")
+    }
+    static func lost(_ why: String) -> SMTPReply {
+        SMTPReply(code: 451, EnhancedStatusCode(4, 4, 2), "connection to the next hop lost, try again later (\(why))")
+    }
+    static func timedOut(_ what: String) -> SMTPReply {
+        SMTPReply(code: 451, EnhancedStatusCode(4, 4, 2), "the next hop did not answer \(what) in time, try again later")
+    }
+}

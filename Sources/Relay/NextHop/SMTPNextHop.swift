@@ -1,0 +1,238 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SMTPProtocol
+
+/// The next hop over SMTP: connects, greets with EHLO, and relays transactions, pipelining where it can.
+struct SMTPNextHop: NextHop {
+    let address: HostPort
+    let hostname: String
+    let group: any EventLoopGroup
+    let timeouts: RelayConfiguration.Timeouts
+
+    func connect() async throws -> any NextHopSession {
+        let collector = NIOLockedValueBox<NIOLoopBound<ReplyCollector>?>(nil)
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(.seconds(Int64(timeouts.nextHopConnect)))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = ReplyCollector()
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(SMTPReplyDecoder()), handler,
+                    ])
+                    collector.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
+                }
+            }
+            .connect(host: address.host, port: address.port)
+            .get()
+        guard let bound = collector.withLockedValue({ $0 }) else {
+            channel.close(promise: nil)
+            throw NextHopError("the next hop's channel was not set up")
+        }
+        let connection = SMTPConnection(channel: channel, collector: bound, timeouts: timeouts)
+        do {
+            let greeting = try await connection.exchange([], replies: 1, timeout: timeouts.nextHopCommand)[0]
+            guard greeting.code == 220 else { throw NextHopError("the next hop greeted with \(greeting)") }
+            var ehlo = ByteBuffer()
+            SMTPCommand.ehlo(hostname).write(into: &ehlo)
+            var reply = try await connection.exchange([ehlo], replies: 1, timeout: timeouts.nextHopCommand)[0]
+            var capabilities = SMTPCapabilities()
+            if reply.code == 250 {
+                capabilities = SMTPCapabilities(ehloReply: reply)
+            } else {
+                var helo = ByteBuffer()
+                SMTPCommand.helo(hostname).write(into: &helo)
+                reply = try await connection.exchange([helo], replies: 1, timeout: timeouts.nextHopCommand)[0]
+                guard reply.code == 250 else { throw NextHopError("the next hop refused EHLO and HELO: \(reply)") }
+            }
+            return SMTPNextHopSession(connection: connection, capabilities: capabilities, timeouts: timeouts)
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+}
+
+/// A next hop failure, for logs.
+struct NextHopError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One downstream connection: writes commands and waits for their replies, in order.
+final class SMTPConnection: Sendable {
+    let channel: any Channel
+    private let collector: NIOLoopBound<ReplyCollector>
+    private let timeouts: RelayConfiguration.Timeouts
+
+    init(channel: any Channel, collector: NIOLoopBound<ReplyCollector>, timeouts: RelayConfiguration.Timeouts) {
+        self.channel = channel
+        self.collector = collector
+        self.timeouts = timeouts
+    }
+
+    /// Writes `payload`, then waits for `replies` replies; a timeout closes the connection (its state is unknown).
+    func exchange(_ payload: [ByteBuffer], replies: Int, timeout seconds: Int) async throws -> [SMTPReply] {
+        let channel = self.channel
+        let collector = self.collector
+        let future: EventLoopFuture<[SMTPReply]> = channel.eventLoop.flatSubmit {
+            for buffer in payload { channel.write(buffer, promise: nil) }
+            if !payload.isEmpty { channel.flush() }
+            let loop = channel.eventLoop
+            let futures = (0..<replies).map { _ in collector.value.expect(on: loop) }
+            let all = EventLoopFuture.whenAllSucceed(futures, on: loop)
+            let timer = loop.scheduleTask(in: .seconds(Int64(seconds))) {
+                collector.value.fail(NextHopError("timed out after \(seconds) s"))
+                channel.close(promise: nil)
+            }
+            all.whenComplete { _ in timer.cancel() }
+            return all
+        }
+        return try await future.get()
+    }
+
+    /// Writes pieces with backpressure: each waits until the previous ones are handed to the kernel.
+    func write(_ piece: ByteBuffer, flush: Bool) async throws {
+        if flush {
+            try await channel.writeAndFlush(piece)
+        } else {
+            channel.write(piece, promise: nil)
+        }
+    }
+
+    var isActive: Bool { channel.isActive }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// Hands replies to whoever waits for them, in order; fails every waiter when the connection goes.
+final class ReplyCollector: ChannelInboundHandler {
+    typealias InboundIn = SMTPReply
+
+    private var waiting = CircularBuffer<EventLoopPromise<SMTPReply>>()
+    private var arrived = CircularBuffer<SMTPReply>()
+    private var failure: (any Error)?
+
+    func expect(on loop: any EventLoop) -> EventLoopFuture<SMTPReply> {
+        if let reply = arrived.popFirst() { return loop.makeSucceededFuture(reply) }
+        if let failure { return loop.makeFailedFuture(failure) }
+        let promise = loop.makePromise(of: SMTPReply.self)
+        waiting.append(promise)
+        return promise.futureResult
+    }
+
+    func fail(_ error: any Error) {
+        if failure == nil { failure = error }
+        while let promise = waiting.popFirst() { promise.fail(error) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let reply = unwrapInboundIn(data)
+        if let promise = waiting.popFirst() {
+            promise.succeed(reply)
+        } else {
+            arrived.append(reply)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(NextHopError("the next hop closed the connection"))
+        context.fireChannelInactive()
+    }
+}
+
+/// Transactions over one downstream connection.
+final class SMTPNextHopSession: NextHopSession {
+    let capabilities: SMTPCapabilities
+    private let connection: SMTPConnection
+    private let timeouts: RelayConfiguration.Timeouts
+    private let broken = NIOLockedValueBox(false)
+
+    init(connection: SMTPConnection, capabilities: SMTPCapabilities, timeouts: RelayConfiguration.Timeouts) {
+        self.connection = connection
+        self.capabilities = capabilities
+        self.timeouts = timeouts
+    }
+
+    var isUsable: Bool { !broken.withLockedValue { $0 } && connection.isActive }
+
+    private func command(_ command: SMTPCommand, what: String) async -> SMTPReply {
+        var buffer = ByteBuffer()
+        command.write(into: &buffer)
+        do {
+            return try await connection.exchange([buffer], replies: 1, timeout: timeouts.nextHopCommand)[0]
+        } catch {
+            markBroken()
+            return NextHopReplies.lost("\(what): \(error)")
+        }
+    }
+
+    private func markBroken() {
+        broken.withLockedValue { $0 = true }
+        connection.close()
+    }
+
+    func mail(from: String, parameters: [SMTPParameter]) async -> SMTPReply {
+        await command(.mail(from: from, parameters: parameters), what: "MAIL")
+    }
+
+    func recipient(to: String, parameters: [SMTPParameter]) async -> SMTPReply {
+        await command(.rcpt(to: to, parameters: parameters), what: "RCPT")
+    }
+
+    func reset() async -> SMTPReply {
+        await command(.rset, what: "RSET")
+    }
+
+    func message(prepending fields: [String], content: MessageContent) async -> SMTPReply {
+        var head = ByteBuffer()
+        for field in fields { head.writeString(field) }
+        do {
+            if capabilities.chunking {
+                // BDAT needs no dot-stuffing and no scan for a terminator: the bytes go out as they are.
+                var command = ByteBuffer()
+                SMTPCommand.bdat(size: head.readableBytes + content.count, last: true).write(into: &command)
+                try await connection.write(command, flush: false)
+                try await connection.write(head, flush: false)
+                try await content.forEachPiece { piece in try await self.connection.write(piece, flush: true) }
+            } else {
+                var data = ByteBuffer()
+                SMTPCommand.data.write(into: &data)
+                let go = try await connection.exchange([data], replies: 1, timeout: timeouts.nextHopCommand)[0]
+                guard go.code == 354 else { return go }
+                var stuffer = DotStuffer()
+                var out: [ByteBuffer] = []
+                stuffer.stuff(head, into: &out)
+                for piece in out { try await connection.write(piece, flush: false) }
+                try await content.forEachPiece { piece in
+                    var stuffed: [ByteBuffer] = []
+                    stuffer.stuff(piece, into: &stuffed)
+                    for part in stuffed { try await self.connection.write(part, flush: false) }
+                    try await self.connection.write(ByteBuffer(), flush: true)
+                }
+                var end: [ByteBuffer] = []
+                stuffer.finish(into: &end)
+                for part in end { try await connection.write(part, flush: false) }
+            }
+            connection.channel.flush()
+            return try await connection.exchange([], replies: 1, timeout: timeouts.nextHopDataEnd)[0]
+        } catch {
+            markBroken()
+            return NextHopReplies.lost("sending the message: \(error)")
+        }
+    }
+
+    func quit() async {
+        if isUsable { _ = await command(.quit, what: "QUIT") }
+        connection.close()
+    }
+}

@@ -1,0 +1,154 @@
+import DKIM
+import DKIMCore
+import MailMessage
+import NIOCore
+
+/// Takes a message's content chunk by chunk as the client sends it: line endings normalized, header scanned,
+/// body canonicalized and hashed on the way, bytes kept (or spooled) for sending. At the end only the header
+/// hash and the key operations are left.
+struct MessageAssembler {
+    /// Why a message goes out unsigned.
+    enum UnsignedReason: String, Sendable {
+        case noFrom = "no_from"
+        case multipleFrom = "multiple_from"
+        case unparsableFrom = "unparsable_from"
+        case unparsableHeader = "unparsable_header"
+        case noKey = "no_key"
+        case alreadySigned = "already_signed"
+    }
+
+    private let signingTable: SigningTable
+    private var normalizer = LineEndingNormalizer()
+    private var splitter: MessageSplitter
+    private var hashers: BodyHasherSet?
+    private var header: MessageHeader?
+    private var signers: [DKIMSigner] = []
+    private var unsigned: UnsignedReason?
+    private var detail = ""
+    private(set) var content: MessageContent
+    private(set) var fromDomain: String?
+    /// The last two bytes taken, to complete a final line that lacks its CRLF.
+    private var lastTwo: UInt16 = 0
+
+    init(signingTable: SigningTable, spoolThreshold: Int, spoolDirectory: String, limits: MailMessageLimits = .default) {
+        self.signingTable = signingTable
+        self.splitter = MessageSplitter(limits: limits)
+        self.content = MessageContent(spoolThreshold: spoolThreshold, spoolDirectory: spoolDirectory)
+    }
+
+    /// Bytes received so far (after normalization).
+    var size: Int { content.count }
+
+    /// One chunk of unstuffed message data. Throws `MailMessageError` for a NUL byte (the message must be
+    /// refused), or a spool error.
+    mutating func append(_ chunk: ByteBuffer) throws {
+        let normalized = try normalizer.normalize(chunk)
+        try take(normalized)
+    }
+
+    private mutating func take(_ chunk: ByteBuffer) throws {
+        guard chunk.readableBytes > 0 else { return }
+        try content.append(chunk)
+        for byte in chunk.readableBytesView.suffix(2) { lastTwo = lastTwo << 8 | UInt16(byte) }
+        if unsigned != nil && header == nil && hashers == nil {
+            return  // the header failed to parse; the rest is only carried
+        }
+        do {
+            switch try splitter.feed(chunk) {
+            case .needMoreData:
+                break
+            case .header(let header, let bodyStart):
+                headerComplete(header)
+                hashers?.update(bodyStart)
+            case .body(let body):
+                hashers?.update(body)
+            }
+        } catch {
+            markUnsigned(.unparsableHeader, "\(error)")
+        }
+    }
+
+    private mutating func markUnsigned(_ reason: UnsignedReason, _ why: String) {
+        unsigned = reason
+        detail = why
+        hashers = nil
+        signers = []
+    }
+
+    private mutating func headerComplete(_ header: MessageHeader) {
+        self.header = header
+        let author: Mailbox
+        do {
+            author = try header.authorMailbox()
+        } catch {
+            switch error.code {
+            case .noFromHeader: markUnsigned(.noFrom, "\(error)")
+            case .multipleFromHeaders: markUnsigned(.multipleFrom, "\(error)")
+            default: markUnsigned(.unparsableFrom, "\(error)")
+            }
+            return
+        }
+        fromDomain = author.domain
+        var chosen = signingTable.signers(forFromDomain: author.domain)
+        guard !chosen.isEmpty else {
+            markUnsigned(.noKey, "no signing rule for \(author.domain)")
+            return
+        }
+        // Never sign twice as the same d= and s= (a message looping back, or signed upstream by us already).
+        let existing = Set(
+            header.fields(named: "dkim-signature").compactMap { field -> SigningIdentity? in
+                guard let tags = try? TagList(parsing: field.unfoldedValue), let d = tags["d"], let s = tags["s"] else {
+                    return nil
+                }
+                return SigningIdentity(domain: d, selector: s)
+            }
+        )
+        chosen.removeAll { existing.contains(SigningIdentity(domain: $0.domain, selector: $0.selector)) }
+        guard !chosen.isEmpty else {
+            markUnsigned(.alreadySigned, "already signed as every d=/s= of the rule")
+            return
+        }
+        signers = chosen
+        hashers = BodyHasherSet(keys: chosen.map(\.bodyHasherKey))
+    }
+
+    /// The end of data: what to sign, or why not.
+    mutating func finish(now: Int) throws -> AssembledMessage {
+        if let tail = normalizer.finish() { try take(tail) }
+        // BDAT can carry a message whose last line has no CRLF; SMTP DATA cannot, and verifiers disagree on
+        // how to canonicalize one, so the line is completed before anything is hashed or sent.
+        if content.count > 0 && lastTwo != 0x0D0A { try take(ByteBuffer(string: "\r\n")) }
+        if header == nil && unsigned == nil {
+            do {
+                if let header = try splitter.finish() { headerComplete(header) }
+            } catch {
+                markUnsigned(.unparsableHeader, "\(error)")
+            }
+        }
+        var prepared: [(DKIMSigner, PreparedSignature)] = []
+        if let header, var hashers, unsigned == nil {
+            let results = hashers.finalize()
+            for signer in signers {
+                guard let bodyHash = results[signer.bodyHasherKey] else { continue }
+                prepared.append((signer, signer.prepare(header: header, bodyHash: bodyHash, now: now)))
+            }
+        }
+        return AssembledMessage(
+            content: content,
+            signatures: prepared,
+            unsignedReason: unsigned,
+            unsignedDetail: detail,
+            fromDomain: fromDomain
+        )
+    }
+}
+
+/// A received message ready for its key operations and sending.
+struct AssembledMessage {
+    var content: MessageContent
+    /// Signatures waiting for their private-key operation, in the order they will be prepended.
+    var signatures: [(signer: DKIMSigner, prepared: PreparedSignature)]
+    var unsignedReason: MessageAssembler.UnsignedReason?
+    var unsignedDetail: String
+    var fromDomain: String?
+}

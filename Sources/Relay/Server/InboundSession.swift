@@ -1,0 +1,297 @@
+import DKIM
+import Foundation
+import Logging
+import MailMessage
+import NIOCore
+import SMTPProtocol
+
+/// Everything a session needs that outlives it: configuration, signing table, signer pool, next hop.
+struct RelayContext: Sendable {
+    var configuration: RelayConfiguration
+    var signingTable: SigningTable
+    var signerPool: SignerPool
+    var nextHop: any NextHop
+    var logger: Logger
+    var statistics: RelayStatistics
+}
+
+/// One client connection: parses what the client sends, answers locally what it can, asks the next hop the rest
+/// and passes its replies back, and signs each message between the two.
+struct InboundSession {
+    let context: RelayContext
+    let peer: String
+
+    private var framer: SMTPServerFramer
+    private var session: SMTPServerSession
+    private var downstream: (any NextHopSession)?
+    private var assembler: MessageAssembler?
+    private var messageProblem: SMTPReply?
+    private var chunkRefusal: SMTPReply?
+    private var transactionOpen = false
+    private var logger: Logger
+
+    init(context: RelayContext, peer: String) {
+        self.context = context
+        self.peer = peer
+        self.framer = SMTPServerFramer()
+        var capabilities = SMTPCapabilities()
+        capabilities.pipelining = true
+        capabilities.chunking = true
+        capabilities.eightBitMIME = true
+        capabilities.smtpUTF8 = true
+        capabilities.enhancedStatusCodes = true
+        capabilities.size = context.configuration.limits.maxMessageSize
+        self.session = SMTPServerSession(
+            configuration: SMTPServerSession.Configuration(
+                hostname: context.configuration.hostname,
+                capabilities: capabilities,
+                maximumRecipients: context.configuration.limits.maxRecipients,
+                maximumMessageSize: context.configuration.limits.maxMessageSize
+            )
+        )
+        var logger = context.logger
+        logger[metadataKey: "peer"] = "\(peer)"
+        self.logger = logger
+    }
+
+    /// Runs the session until the client quits or goes away.
+    mutating func run(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>)
+        async throws
+    {
+        let replies = ReplyWriter(outbound: outbound)
+        try await replies.send(session.greeting())
+        var pending = ByteBuffer()
+        var iterator = inbound.makeAsyncIterator()
+        defer { logger.debug("session ended") }
+        reading: while true {
+            while let frame = framer.next(from: &pending) {
+                guard try await handle(frame, replies) else { break reading }
+            }
+            try await replies.flush()
+            guard var chunk = try await iterator.next() else { break }
+            if pending.readableBytes == 0 {
+                pending = chunk  // no copy: frames are slices of what arrived
+            } else {
+                pending.writeBuffer(&chunk)
+            }
+        }
+        try? await replies.flush()
+        await closeDownstream()
+    }
+
+    private mutating func closeDownstream() async {
+        guard let downstream else { return }
+        if transactionOpen && downstream.isUsable { _ = await downstream.reset() }
+        await downstream.quit()
+        self.downstream = nil
+    }
+
+    /// Handles one frame; false ends the session.
+    private mutating func handle(_ frame: SMTPServerFramer.Frame, _ replies: ReplyWriter) async throws -> Bool {
+        switch frame {
+        case .command(let command):
+            return try await handle(command, replies)
+        case .invalidCommand(let error):
+            try await replies.send(error.reply)
+        case .lineTooLong:
+            try await replies.send(SMTPReply(code: 500, EnhancedStatusCode(5, 5, 6), "line too long"))
+        case .messageData(let data), .chunkData(let data):
+            append(data)
+        case .messageEnd:
+            try await replies.send(await finishMessage())
+        case .chunkEnd(let last):
+            if let refusal = chunkRefusal {
+                chunkRefusal = nil
+                try await replies.send(refusal)
+            } else if last {
+                try await replies.send(await finishMessage())
+            } else {
+                try await replies.send(
+                    SMTPReply(code: 250, EnhancedStatusCode(2, 0, 0), "\(assembler?.size ?? 0) octets received so far"))
+            }
+        }
+        return true
+    }
+
+    private mutating func handle(_ command: SMTPCommand, _ replies: ReplyWriter) async throws -> Bool {
+        let action = session.handle(command)
+        switch action {
+        case .reply(let reply):
+            if case .data = command { framer.rejectMessageData() }
+            if case .bdat = command {
+                chunkRefusal = reply  // RFC 3030: the chunk is read first, then refused
+                return true
+            }
+            if case .starttls = command { framer.resumeCommands() }
+            try await replies.send(reply)
+        case .forwardMail(let from, let parameters):
+            try await replies.send(await forwardMail(from: from, parameters: parameters))
+        case .forwardRecipient(let to, let parameters):
+            guard let downstream, downstream.isUsable else {
+                session.recipientResult(accepted: false)
+                try await replies.send(NextHopReplies.lost("before RCPT"))
+                return true
+            }
+            try await replies.flush()
+            let reply = await downstream.recipient(to: to, parameters: parameters)
+            session.recipientResult(accepted: reply.isPositive)
+            try await replies.send(reply)
+        case .startData:
+            startMessage()
+            framer.startMessageData()
+            try await replies.send(SMTPReply(code: 354, nil, "end data with <CR><LF>.<CR><LF>"))
+        case .chunk:
+            if assembler == nil { startMessage() }
+        case .reset:
+            assembler = nil
+            if transactionOpen, let downstream, downstream.isUsable { _ = await downstream.reset() }
+            transactionOpen = false
+            try await replies.send(SMTPReply(code: 250, EnhancedStatusCode(2, 0, 0), "reset"))
+        case .quit:
+            try await replies.send(SMTPReply(code: 221, EnhancedStatusCode(2, 0, 0), "\(context.configuration.hostname) closing"))
+            return false
+        case .startTLS:
+            framer.resumeCommands()
+            try await replies.send(SMTPReply(code: 454, EnhancedStatusCode(4, 7, 0), "TLS not available"))
+        case .authenticate:
+            try await replies.send(SMTPReply(code: 502, EnhancedStatusCode(5, 5, 1), "AUTH not available"))
+        case .xclient:
+            try await replies.send(SMTPReply(code: 502, EnhancedStatusCode(5, 5, 1), "XCLIENT not available"))
+        }
+        return true
+    }
+
+    private mutating func forwardMail(from: String, parameters: [SMTPParameter]) async -> SMTPReply {
+        if let current = downstream, !current.isUsable {
+            await current.quit()
+            downstream = nil
+        }
+        if downstream == nil {
+            do {
+                downstream = try await context.nextHop.connect()
+            } catch {
+                logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
+                context.statistics.nextHopFailures.increment()
+                session.mailResult(accepted: false)
+                return NextHopReplies.unavailable("\(error)")
+            }
+        }
+        guard let downstream else { return NextHopReplies.unavailable("no connection") }
+        // Parameters the next hop does not know would fail the transaction; AUTH= is ours to judge, not its.
+        let forwarded = parameters.filter { parameter in
+            switch parameter.keyword {
+            case "SIZE": return downstream.capabilities.size != nil
+            case "BODY": return downstream.capabilities.eightBitMIME || parameter.value?.uppercased() == "7BIT"
+            case "SMTPUTF8": return true
+            case "AUTH": return false
+            default: return true
+            }
+        }
+        let reply = await downstream.mail(from: from, parameters: forwarded)
+        transactionOpen = reply.isPositive
+        session.mailResult(accepted: reply.isPositive)
+        return reply
+    }
+
+    private mutating func startMessage() {
+        messageProblem = nil
+        assembler = MessageAssembler(
+            signingTable: context.signingTable,
+            spoolThreshold: context.configuration.limits.spoolThreshold,
+            spoolDirectory: NSTemporaryDirectory()
+        )
+    }
+
+    private mutating func append(_ data: ByteBuffer) {
+        guard messageProblem == nil, assembler != nil else { return }
+        if assembler!.size + data.readableBytes > context.configuration.limits.maxMessageSize {
+            messageProblem = SMTPReply(
+                code: 552, EnhancedStatusCode(5, 3, 4),
+                "message larger than \(context.configuration.limits.maxMessageSize) bytes")
+            return
+        }
+        do {
+            try assembler!.append(data)
+        } catch let error as MailMessageError {
+            messageProblem = SMTPReply(code: 554, EnhancedStatusCode(5, 6, 0), "message refused: \(error.reason)")
+        } catch {
+            messageProblem = SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "local problem storing the message: \(error)")
+        }
+    }
+
+    /// End of data: sign, send, and answer with the next hop's own reply.
+    private mutating func finishMessage() async -> SMTPReply {
+        defer {
+            assembler = nil
+            transactionOpen = false
+            session.messageFinished()
+        }
+        guard var assembler = assembler else {
+            return SMTPReply(code: 503, EnhancedStatusCode(5, 5, 1), "no message in progress")
+        }
+        if let problem = messageProblem {
+            if let downstream, downstream.isUsable { _ = await downstream.reset() }
+            context.statistics.messagesRefused.increment()
+            logger.notice("message refused", metadata: ["reply": "\(problem)"])
+            return problem
+        }
+        let assembled: AssembledMessage
+        do {
+            assembled = try assembler.finish(now: Int(Date().timeIntervalSince1970))
+        } catch {
+            if let downstream, downstream.isUsable { _ = await downstream.reset() }
+            return SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "local problem finishing the message: \(error)")
+        }
+        let fields: [String]
+        do {
+            fields = try await context.signerPool.signatureFields(for: assembled.signatures)
+        } catch {
+            logger.error("signing failed", metadata: ["error": "\(error)"])
+            if let downstream, downstream.isUsable { _ = await downstream.reset() }
+            return SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "signing failed, try again later")
+        }
+        guard let downstream, downstream.isUsable else {
+            return NextHopReplies.lost("before the message was sent")
+        }
+        let reply = await downstream.message(prepending: fields, content: assembled.content)
+        if reply.isPositive {
+            if fields.isEmpty {
+                context.statistics.messagesUnsigned.increment()
+            } else {
+                context.statistics.messagesSigned.increment()
+            }
+        }
+        logger.info(
+            "message relayed",
+            metadata: [
+                "size": "\(assembled.content.count)", "from_domain": "\(assembled.fromDomain ?? "-")",
+                "signatures": "\(assembled.signatures.map { "d=\($0.signer.domain) s=\($0.signer.selector)" })",
+                "unsigned": "\(assembled.unsignedReason?.rawValue ?? "-")", "reply": "\(reply.code)",
+            ]
+        )
+        return reply
+    }
+}
+
+/// Buffers replies so a pipelined group is answered in one write.
+struct ReplyWriter {
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let buffer = Box()
+
+    private final class Box { var pending = ByteBuffer() }
+
+    init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.outbound = outbound
+    }
+
+    func send(_ reply: SMTPReply) async throws {
+        reply.write(into: &buffer.pending)
+    }
+
+    func flush() async throws {
+        guard buffer.pending.readableBytes > 0 else { return }
+        let out = buffer.pending
+        buffer.pending = ByteBuffer()
+        try await outbound.write(out)
+    }
+}

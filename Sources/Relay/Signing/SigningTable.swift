@@ -1,0 +1,110 @@
+import DKIM
+import DKIMCore
+import Keys
+import MailMessage
+
+/// Picks the signers for a message by its From domain, from the configured keys and rules.
+///
+/// Lookup order for `a.b.example.com`: the domain itself, `*.b.example.com`, `b.example.com`, `*.example.com`,
+/// `example.com`, ... and finally `*`. A plain domain rule therefore also covers its subdomains unless a closer
+/// rule exists; `*.domain` covers only subdomains.
+public struct SigningTable: Sendable {
+    private let rules: [String: [DKIMSigner]]
+
+    /// Every distinct `d=`/`s=` pair the table can sign as.
+    public let identities: Set<SigningIdentity>
+
+    /// Builds the signers of every rule; `loadKey` reads a key file (tests may pass keys in memory).
+    public init(
+        _ signing: RelayConfiguration.Signing,
+        loadKey: (String) throws -> PrivateKey = { try PrivateKey(contentsOfFile: $0) }
+    ) throws(ConfigurationError) {
+        var problems: [String] = []
+        var loaded: [String: PrivateKey] = [:]
+        for (name, entry) in signing.keys.sorted(by: { $0.key < $1.key }) {
+            do {
+                let key = try loadKey(entry.keyFile)
+                if let algorithm = entry.algorithm, algorithm.keyAlgorithm != key.algorithm {
+                    problems.append(
+                        "signing.keys.\(name): \(entry.keyFile) is a \(key.algorithm.rawValue) key, not for \(algorithm.rawValue)"
+                    )
+                    continue
+                }
+                loaded[name] = key
+            } catch {
+                problems.append("signing.keys.\(name): cannot use key file \(entry.keyFile): \(error)")
+            }
+        }
+        var rules: [String: [DKIMSigner]] = [:]
+        var identities = Set<SigningIdentity>()
+        for (index, rule) in signing.table.enumerated() {
+            var options = DKIMSignerOptions()
+            options.canonicalization = rule.canonicalization ?? signing.canonicalization
+            options.signedHeaders = rule.headers ?? signing.headers
+            options.oversign = signing.oversign
+            options.includeTimestamp = signing.timestamp
+            options.expiration = signing.expiration > 0 ? signing.expiration : nil
+            var signers: [DKIMSigner] = []
+            for name in rule.keys {
+                guard let entry = signing.keys[name], let key = loaded[name] else { continue }
+                do {
+                    let signer = try DKIMSigner(domain: entry.domain, selector: entry.selector, key: key, options: options)
+                    signers.append(signer)
+                    identities.insert(SigningIdentity(domain: signer.domain, selector: signer.selector))
+                } catch {
+                    problems.append("signing.table[\(index)] key \(name): \(error)")
+                }
+            }
+            let pattern: String
+            if rule.from == "*" {
+                pattern = "*"
+            } else if rule.from.hasPrefix("*.") {
+                pattern = "*." + (Self.normalizedDomain(String(rule.from.dropFirst(2))) ?? rule.from)
+            } else {
+                pattern = Self.normalizedDomain(rule.from) ?? rule.from
+            }
+            guard rules[pattern] == nil else {
+                problems.append("signing.table[\(index)].from: '\(rule.from)' has more than one rule")
+                continue
+            }
+            rules[pattern] = signers
+        }
+        guard problems.isEmpty else { throw ConfigurationError(problems) }
+        self.rules = rules
+        self.identities = identities
+    }
+
+    /// Whether any rule exists: with none, every message is relayed unsigned.
+    public var isEmpty: Bool { rules.isEmpty }
+
+    /// The signers for mail from `domain`; empty when no rule matches.
+    public func signers(forFromDomain domain: String) -> [DKIMSigner] {
+        guard let domain = Self.normalizedDomain(domain) else { return rules["*"] ?? [] }
+        if let exact = rules[domain] { return exact }
+        var rest = Substring(domain)
+        while let dot = rest.firstIndex(of: ".") {
+            let parent = rest[rest.index(after: dot)...]
+            if let wildcard = rules["*." + parent] { return wildcard }
+            if let plain = rules[String(parent)] { return plain }
+            rest = parent
+        }
+        return rules["*"] ?? []
+    }
+
+    /// Lowercase ASCII (A-label) form of a domain, or nil when it is not one.
+    static func normalizedDomain(_ text: String) -> String? {
+        guard !text.isEmpty, let ascii = DomainName.asciiLowercased(text.hasSuffix(".") ? String(text.dropLast()) : text)
+        else { return nil }
+        return ascii
+    }
+}
+
+/// A `d=` and `s=` pair.
+public struct SigningIdentity: Sendable, Hashable {
+    public var domain: String
+    public var selector: String
+    public init(domain: String, selector: String) {
+        self.domain = domain.lowercased()
+        self.selector = selector.lowercased()
+    }
+}

@@ -1,0 +1,186 @@
+import ArgumentParser
+import DKIM
+import DKIMCore
+import Foundation
+import Keys
+import Logging
+import NIOCore
+import NIOPosix
+import Relay
+import ServiceLifecycle
+import UnixSignals
+
+/// `signet run`: the relay.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the signing relay: accept SMTP, sign, relay to the next hop.",
+        discussion: """
+            Quick start without a configuration file (dkimproxy.out style):
+              signet run --listen 127.0.0.1:10027 --next-hop 127.0.0.1:10028 \\
+                         --domain example.com --selector s1 --key s1.pem
+            signs all mail from example.com (and its subdomains) and relays everything.
+            With no configuration and no key at all, signet listens on 127.0.0.1:10025, makes a development
+            key once in the state folder, and captures each message as an .eml file there (no next hop needed).
+            Every configuration key can also be set by environment variable (SIGNET_NEXT_HOP, ...).
+            """
+    )
+
+    @Option(help: "YAML configuration file.")
+    var config: String?
+
+    @Option(help: "Listen on host:port (repeatable); overrides the configuration.")
+    var listen: [String] = []
+
+    @Option(help: "Relay to host:port; overrides the configuration.")
+    var nextHop: String?
+
+    @Option(help: "Sign mail from this domain (quick start).")
+    var domain: String?
+
+    @Option(help: "Selector (s=) for --domain; repeat with --key for dual signing.")
+    var selector: [String] = []
+
+    @Option(help: "Private key (PEM) for the selector in the same position.")
+    var key: [String] = []
+
+    @Option(help: "rsa-sha256 or ed25519-sha256 for the selector in the same position (checked against the key).")
+    var algorithm: [String] = []
+
+    @Option(help: "Folder for the development key and captured mail.")
+    var stateDir: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        var logger = Logger(label: "signet")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let configuration = try Self.resolve(
+            file: config, listen: listen, nextHop: nextHop, domain: domain, selectors: selector, keys: key,
+            algorithms: algorithm, stateDirectory: stateDir, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let server: RelayServer
+        do {
+            server = try RelayServer(configuration: configuration, group: group, logger: logger)
+        } catch {
+            throw CLIError("cannot start: \(error)")
+        }
+        if configuration.nextHop == nil {
+            logger.notice("no next hop configured: messages are captured in \(configuration.effectiveCaptureDirectory)")
+        }
+        let services = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await services.run()
+        try await group.shutdownGracefully()
+    }
+
+    /// The configuration in effect: file, then environment, then flags; a development key when nothing signs.
+    static func resolve(
+        file: String?, listen: [String], nextHop: String?, domain: String?, selectors: [String], keys: [String],
+        algorithms: [String], stateDirectory: String?, logger: Logger
+    ) throws -> RelayConfiguration {
+        var yaml: String?
+        if let file {
+            do {
+                yaml = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw CLIError("cannot read configuration \(file): \(error.localizedDescription)")
+            }
+        }
+        var configuration: RelayConfiguration
+        do {
+            configuration = try ConfigurationLoader.load(yaml: yaml, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw CLIError("invalid configuration\(file.map { " in \($0)" } ?? ""):\n\(error)")
+        }
+        if !listen.isEmpty {
+            configuration.listen = try listen.map { text in
+                guard let address = HostPort(text) else { throw CLIError("--listen \(text): expected host:port") }
+                return address
+            }
+        }
+        if let nextHop {
+            guard let address = HostPort(nextHop) else { throw CLIError("--next-hop \(nextHop): expected host:port") }
+            configuration.nextHop = address
+        }
+        if let stateDirectory { configuration.stateDirectory = stateDirectory }
+        if let domain {
+            guard !selectors.isEmpty, selectors.count == keys.count else {
+                throw CLIError("--domain needs one --key per --selector (got \(selectors.count) selectors, \(keys.count) keys)")
+            }
+            guard algorithms.isEmpty || algorithms.count == selectors.count else {
+                throw CLIError("give --algorithm for every --selector or for none")
+            }
+            var names: [String] = []
+            for (index, selector) in selectors.enumerated() {
+                let name = "cli-\(index)-\(selector)"
+                var entry = RelayConfiguration.KeyEntry(domain: domain, selector: selector, keyFile: keys[index])
+                if !algorithms.isEmpty {
+                    guard let algorithm = DKIMAlgorithm(rawValue: algorithms[index].lowercased()) else {
+                        throw CLIError("--algorithm \(algorithms[index]): expected rsa-sha256 or ed25519-sha256")
+                    }
+                    entry.algorithm = algorithm
+                }
+                configuration.signing.keys[name] = entry
+                names.append(name)
+            }
+            configuration.signing.table.removeAll { $0.from == domain.lowercased() }
+            configuration.signing.table.insert(RelayConfiguration.TableEntry(from: domain.lowercased(), keys: names), at: 0)
+        } else if !selectors.isEmpty || !keys.isEmpty {
+            throw CLIError("--selector and --key need --domain")
+        }
+        if configuration.signing.table.isEmpty && configuration.signing.keys.isEmpty {
+            try addDevelopmentKey(to: &configuration, logger: logger)
+        }
+        return configuration
+    }
+
+    /// First run: one RSA key in the state folder, made once, signing everything as d=signet.test.
+    static func addDevelopmentKey(to configuration: inout RelayConfiguration, logger: Logger) throws {
+        let directory = configuration.stateDirectory
+        let path = directory + "/dev-rsa.pem"
+        let domain = "signet.test"
+        let selector = "dev"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: path) {
+            let key = try PrivateKey.generateRSA(bits: 2048)
+            try IO.writePrivateFile(try key.pemRepresentation(), to: path, overwrite: false)
+            let record = DKIMKeyRecord(keyType: "rsa", publicKeyData: key.publicKey.dkimKeyData)
+            try (record.zoneFileLine(selector: selector, domain: domain) + "\n")
+                .write(toFile: directory + "/dev-rsa.dns.txt", atomically: true, encoding: .utf8)
+            logger.notice("made a development key", metadata: ["key": "\(path)", "dns": "\(directory)/dev-rsa.dns.txt"])
+        }
+        configuration.signing.keys["development"] = RelayConfiguration.KeyEntry(domain: domain, selector: selector, keyFile: path)
+        configuration.signing.table = [RelayConfiguration.TableEntry(from: "*", keys: ["development"])]
+        logger.notice("no signing keys configured: signing all mail as d=\(domain) s=\(selector) (development key)")
+    }
+}
+
+/// `signet check-config`: validate a configuration (and its keys) without starting.
+struct CheckConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Check a configuration file, the environment overrides and every key it names."
+    )
+
+    @Argument(help: "The YAML configuration file.")
+    var file: String
+
+    func run() throws {
+        let configuration = try RunCommand.resolve(
+            file: file, listen: [], nextHop: nil, domain: nil, selectors: [], keys: [], algorithms: [],
+            stateDirectory: nil, logger: Logger(label: "signet", factory: { _ in SwiftLogNoOpLogHandler() }))
+        do {
+            let table = try SigningTable(configuration.signing)
+            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)")")
+        } catch {
+            throw CLIError("invalid configuration in \(file):\n\(error)")
+        }
+    }
+}
