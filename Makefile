@@ -31,9 +31,8 @@ test: deps ## build and run every test, the independent-verifier interop tests i
 	SIGNET_BIN="$(DEBUG_BIN)/signet" $(SWIFT) test --skip-build
 
 .PHONY: run
-run: deps ## start the relay's embedded default (lands with the relay, issue 3)
-	@echo "make run: the relay (signet run) is not built yet; it lands with the relay issue."
-	@echo "Until then the offline signer works: see README.md (signet keygen / sign / verify)."
+run: release ## start the relay's first-run default: 127.0.0.1:10025, development key, mail captured in signet-state/captured
+	$(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)/signet run
 
 .PHONY: bench
 bench: deps ## micro benchmarks (package-benchmark) next to this machine's openssl speed
