@@ -1,46 +1,66 @@
 import NIOCore
 
-/// Dot-stuffs message content for DATA (RFC 5321 §4.5.2) chunk by chunk, with slices of the input and one-byte
-/// "." buffers; `finish` writes the end-of-data mark, completing a last line that lacks its CRLF.
+/// Dot-stuffs message content for DATA (RFC 5321 §4.5.2) chunk by chunk; `finish` writes the end-of-data mark,
+/// completing a last line that lacks its CRLF.
+///
+/// The output is slices of the input plus shared one-byte "." buffers: the content is cut only before a line-start
+/// dot. Content is expected with CRLF line endings: a bare LF does not start a line here, as in `SMTPServerFramer`,
+/// so normalize bare LFs first (a next hop that treats them as line ends would otherwise see unstuffed dots).
 public struct DotStuffer: Sendable {
     private var atLineStart = true
-    private var lastWasCR = false
-    private var wroteAnything = false
+    private var afterCR = false
+    private var isEmpty = true
+
     private static let dot = ByteBuffer(string: ".")
+    private static let endMark = ByteBuffer(string: ".\r\n")
+    private static let lineFeedAndEndMark = ByteBuffer(string: "\n.\r\n")
+    private static let lineEndAndEndMark = ByteBuffer(string: "\r\n.\r\n")
 
     public init() {}
 
+    /// Appends `chunk`, stuffed, to `out`.
     public mutating func stuff(_ chunk: ByteBuffer, into out: inout [ByteBuffer]) {
+        guard chunk.readableBytes > 0 else { return }
+        isEmpty = false
+        let dots = lineStartDots(chunk)
         var rest = chunk
-        while rest.readableBytes > 0 {
-            wroteAnything = true
-            if atLineStart && rest.getInteger(at: rest.readerIndex, as: UInt8.self) == UInt8(ascii: ".") {
-                out.append(Self.dot)
-            }
-            atLineStart = false
-            // The next line start is after the next CRLF (the CR may have ended the previous piece).
-            let view = rest.readableBytesView
-            var cut = rest.readableBytes
-            var searchFrom = view.startIndex
-            while let lf = view[searchFrom...].firstIndex(of: UInt8(ascii: "\n")) {
-                let crBefore = lf > view.startIndex ? view[lf - 1] == UInt8(ascii: "\r") : lastWasCR
-                if crBefore {
-                    cut = lf + 1 - view.startIndex
-                    atLineStart = true
-                    break
+        for offset in dots {
+            let length = offset - (rest.readerIndex - chunk.readerIndex)
+            if length > 0, let piece = rest.readSlice(length: length) { out.append(piece) }
+            out.append(Self.dot)
+        }
+        if rest.readableBytes > 0 { out.append(rest) }
+    }
+
+    /// Offsets in `chunk` of dots that start a line; updates the line state to the end of `chunk`.
+    private mutating func lineStartDots(_ chunk: ByteBuffer) -> [Int] {
+        chunk.withUnsafeReadableBytes { bytes in
+            var dots: [Int] = []
+            var index = 0
+            while index < bytes.count {
+                if atLineStart && bytes[index] == .dot { dots.append(index) }
+                atLineStart = false
+                guard let lf = bytes[index...].firstIndex(of: .lf) else {
+                    afterCR = bytes[bytes.count - 1] == .cr
+                    return dots
                 }
-                searchFrom = lf + 1
+                atLineStart = lf > index ? bytes[lf - 1] == .cr : afterCR
+                afterCR = false
+                index = lf + 1
             }
-            let piece = rest.readSlice(length: cut)!
-            lastWasCR = piece.getInteger(at: piece.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\r")
-            out.append(piece)
+            return dots
         }
     }
 
+    /// Appends the end-of-data mark: ".\r\n" after a complete line (or no content), else the missing line end first.
     public mutating func finish(into out: inout [ByteBuffer]) {
-        out.append(ByteBuffer(string: atLineStart || !wroteAnything ? ".\r\n" : "\r\n.\r\n"))
-        atLineStart = true
-        lastWasCR = false
-        wroteAnything = false
+        if isEmpty || atLineStart {
+            out.append(Self.endMark)
+        } else if afterCR {
+            out.append(Self.lineFeedAndEndMark)
+        } else {
+            out.append(Self.lineEndAndEndMark)
+        }
+        self = DotStuffer()
     }
 }

@@ -1,26 +1,15 @@
 import NIOCore
 
-/// An ESMTP parameter, `KEYWORD[=value]`; the keyword is stored upper-cased.
-public struct SMTPParameter: Hashable, Sendable, CustomStringConvertible {
-    public var keyword: String
-    public var value: String?
-
-    public init(_ keyword: String, _ value: String? = nil) {
-        self.keyword = keyword.uppercased()
-        self.value = value
-    }
-
-    public var description: String { value.map { "\(keyword)=\($0)" } ?? keyword }
-}
-
 /// A client command (RFC 5321 §4.1 and the extensions Signet speaks).
 public enum SMTPCommand: Hashable, Sendable {
+    /// The domain or address literal as sent.
     case ehlo(String)
     case helo(String)
-    /// `from` is the address inside `<>`, empty for the null reverse-path.
+    /// `from` is the address inside `<>` (source route removed), "" for the null reverse-path.
     case mail(from: String, parameters: [SMTPParameter])
     case rcpt(to: String, parameters: [SMTPParameter])
     case data
+    /// RFC 3030: `size` octets of message follow the command line.
     case bdat(size: Int, last: Bool)
     case rset
     case noop
@@ -29,162 +18,69 @@ public enum SMTPCommand: Hashable, Sendable {
     case vrfy(String)
     case expn(String)
     case help(String?)
+    /// RFC 4954; the initial response is still base64 ("=" for an empty one).
     case auth(mechanism: String, initialResponse: String?)
+    /// Postfix XCLIENT NAME=VALUE pairs, values still xtext-encoded.
     case xclient([SMTPParameter])
+    /// Postfix XFORWARD NAME=VALUE pairs, values still xtext-encoded.
     case xforward([SMTPParameter])
 
-    /// Appends the command line, CRLF included, as a client sends it.
+    /// Appends the command line, CRLF included, as a client sends it: canonical upper-case verb.
     public func write(into buffer: inout ByteBuffer) {
-        func parameters(_ list: [SMTPParameter]) -> String {
-            list.map { " " + $0.description }.joined()
-        }
-        let line: String
         switch self {
-        case .ehlo(let domain): line = "EHLO \(domain)"
-        case .helo(let domain): line = "HELO \(domain)"
-        case .mail(let from, let list): line = "MAIL FROM:<\(from)>" + parameters(list)
-        case .rcpt(let to, let list): line = "RCPT TO:<\(to)>" + parameters(list)
-        case .data: line = "DATA"
-        case .bdat(let size, let last): line = "BDAT \(size)" + (last ? " LAST" : "")
-        case .rset: line = "RSET"
-        case .noop: line = "NOOP"
-        case .quit: line = "QUIT"
-        case .starttls: line = "STARTTLS"
-        case .vrfy(let text): line = "VRFY \(text)"
-        case .expn(let text): line = "EXPN \(text)"
-        case .help(let topic): line = "HELP" + (topic.map { " \($0)" } ?? "")
-        case .auth(let mechanism, let initial): line = "AUTH \(mechanism)" + (initial.map { " \($0)" } ?? "")
-        case .xclient(let list): line = "XCLIENT" + parameters(list)
-        case .xforward(let list): line = "XFORWARD" + parameters(list)
+        case .ehlo(let domain): Self.write("EHLO ", domain, into: &buffer)
+        case .helo(let domain): Self.write("HELO ", domain, into: &buffer)
+        case .mail(let from, let parameters): Self.write("MAIL FROM:<", from, ">", parameters, into: &buffer)
+        case .rcpt(let to, let parameters): Self.write("RCPT TO:<", to, ">", parameters, into: &buffer)
+        case .data: buffer.writeStaticString("DATA")
+        case .bdat(let size, let last):
+            buffer.writeStaticString("BDAT ")
+            buffer.writeString(String(size))
+            if last { buffer.writeStaticString(" LAST") }
+        case .rset: buffer.writeStaticString("RSET")
+        case .noop: buffer.writeStaticString("NOOP")
+        case .quit: buffer.writeStaticString("QUIT")
+        case .starttls: buffer.writeStaticString("STARTTLS")
+        case .vrfy(let text): Self.write("VRFY ", text, into: &buffer)
+        case .expn(let text): Self.write("EXPN ", text, into: &buffer)
+        case .help(let topic):
+            buffer.writeStaticString("HELP")
+            if let topic { Self.write(" ", topic, into: &buffer) }
+        case .auth(let mechanism, let initialResponse):
+            Self.write("AUTH ", mechanism, into: &buffer)
+            if let initialResponse { Self.write(" ", initialResponse, into: &buffer) }
+        case .xclient(let parameters): Self.write("XCLIENT", "", "", parameters, into: &buffer)
+        case .xforward(let parameters): Self.write("XFORWARD", "", "", parameters, into: &buffer)
         }
-        buffer.writeString(line)
         buffer.writeStaticString("\r\n")
     }
-}
 
-/// A command the server cannot accept, with the reply it should give.
-public struct SMTPCommandError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var reply: SMTPReply
-    public init(_ reply: SMTPReply) { self.reply = reply }
-    public var description: String { reply.description }
-
-    static func syntax(_ text: String) -> SMTPCommandError {
-        SMTPCommandError(SMTPReply(code: 501, EnhancedStatusCode(5, 5, 4), text))
+    /// The command line in a new buffer.
+    public func encoded() -> ByteBuffer {
+        var buffer = ByteBuffer()
+        write(into: &buffer)
+        return buffer
     }
-}
 
-/// Parses command lines (RFC 5321 §4.1.1).
-public enum SMTPCommandParser {
-    /// Parses one line without its line ending. `allowUTF8` is the SMTPUTF8 state (RFC 6531): without it,
-    /// addresses must be ASCII.
-    public static func parse(_ line: ByteBuffer, allowUTF8: Bool) throws(SMTPCommandError) -> SMTPCommand {
-        let bytes = Array(line.readableBytesView)
-        guard !bytes.contains(0) else { throw .syntax("NUL in command line") }
-        let text = String(decoding: bytes, as: UTF8.self)
-        let verbEnd = text.firstIndex(of: " ") ?? text.endIndex
-        let verb = text[..<verbEnd].uppercased()
-        let argument = text[verbEnd...].drop { $0 == " " }
-        func noArgument(_ command: SMTPCommand) throws(SMTPCommandError) -> SMTPCommand {
-            guard argument.allSatisfy({ $0 == " " }) else { throw .syntax("\(verb) takes no argument") }
-            return command
-        }
-        switch verb {
-        case "EHLO", "HELO":
-            let domain = argument.trimmingTrailingSpaces()
-            guard !domain.isEmpty, !domain.contains(" ") else { throw .syntax("\(verb) needs a domain or address literal") }
-            return verb == "EHLO" ? .ehlo(domain) : .helo(domain)
-        case "MAIL":
-            let (path, parameters) = try pathAndParameters(argument, keyword: "FROM:", allowUTF8: allowUTF8)
-            return .mail(from: path, parameters: parameters)
-        case "RCPT":
-            let (path, parameters) = try pathAndParameters(argument, keyword: "TO:", allowUTF8: allowUTF8)
-            guard !path.isEmpty else { throw .syntax("RCPT needs a recipient address") }
-            return .rcpt(to: path, parameters: parameters)
-        case "DATA": return try noArgument(.data)
-        case "RSET": return try noArgument(.rset)
-        case "QUIT": return try noArgument(.quit)
-        case "STARTTLS": return try noArgument(.starttls)
-        case "NOOP": return .noop
-        case "BDAT":
-            let parts = argument.split(separator: " ")
-            guard (1...2).contains(parts.count), parts[0].count <= 18, parts[0].allSatisfy(\.isASCIIDigit),
-                let size = Int(parts[0])
-            else { throw .syntax("BDAT needs a chunk size") }
-            if parts.count == 2 {
-                guard parts[1].uppercased() == "LAST" else { throw .syntax("BDAT size may only be followed by LAST") }
-                return .bdat(size: size, last: true)
-            }
-            return .bdat(size: size, last: false)
-        case "VRFY": return .vrfy(String(argument))
-        case "EXPN": return .expn(String(argument))
-        case "HELP": return .help(argument.isEmpty ? nil : String(argument))
-        case "AUTH":
-            let parts = argument.split(separator: " ")
-            guard (1...2).contains(parts.count) else { throw .syntax("AUTH needs a mechanism") }
-            return .auth(mechanism: parts[0].uppercased(), initialResponse: parts.count == 2 ? String(parts[1]) : nil)
-        case "XCLIENT", "XFORWARD":
-            let parameters = try parseParameters(argument)
-            return verb == "XCLIENT" ? .xclient(parameters) : .xforward(parameters)
-        default:
-            throw SMTPCommandError(SMTPReply(code: 500, EnhancedStatusCode(5, 5, 2), "command not recognized"))
+    private static func write(
+        _ head: StaticString, _ argument: String, _ tail: StaticString = "", _ parameters: [SMTPParameter] = [],
+        into buffer: inout ByteBuffer
+    ) {
+        buffer.writeStaticString(head)
+        writeSafely(argument, into: &buffer)
+        buffer.writeStaticString(tail)
+        for parameter in parameters {
+            buffer.writeInteger(UInt8.space)
+            writeSafely(parameter.description, into: &buffer)
         }
     }
 
-    private static func pathAndParameters(_ argument: Substring, keyword: String, allowUTF8: Bool)
-        throws(SMTPCommandError) -> (String, [SMTPParameter])
-    {
-        guard argument.uppercased().hasPrefix(keyword) else { throw .syntax("expected \(keyword)<address>") }
-        // Many clients write a space after the colon; Postfix accepts it, so do we.
-        let rest = argument.dropFirst(keyword.count).drop { $0 == " " }
-        guard rest.first == "<", let close = closingBracket(rest) else { throw .syntax("the address must be in <>") }
-        var path = rest[rest.index(after: rest.startIndex)..<close]
-        if path.hasPrefix("@") {
-            // A source route (<@a,@b:user@c>), obsolete: keep the mailbox only (RFC 5321 §4.1.2).
-            guard let colon = path.firstIndex(of: ":") else { throw .syntax("malformed source route") }
-            path = path[path.index(after: colon)...]
+    /// Writes `text` without CR or LF: values come from a client, and a line break would smuggle in a command.
+    private static func writeSafely(_ text: String, into buffer: inout ByteBuffer) {
+        if text.utf8.contains(where: { $0 == .cr || $0 == .lf }) {
+            buffer.writeBytes(text.utf8.filter { $0 != .cr && $0 != .lf })
+        } else {
+            buffer.writeString(text)
         }
-        if !allowUTF8 && path.utf8.contains(where: { $0 >= 0x80 }) {
-            throw SMTPCommandError(SMTPReply(code: 553, EnhancedStatusCode(5, 6, 7), "non-ASCII address needs SMTPUTF8"))
-        }
-        guard !path.contains(where: { $0 == " " || $0 == "<" || $0 == ">" }) || path.hasPrefix("\"") else {
-            throw .syntax("malformed address")
-        }
-        let parameters = try parseParameters(rest[rest.index(after: close)...])
-        return (String(path), parameters)
-    }
-
-    /// The `>` that closes the path, skipping a quoted local part.
-    private static func closingBracket(_ text: Substring) -> Substring.Index? {
-        var quoted = false
-        var escaped = false
-        for index in text.indices.dropFirst() {
-            let character = text[index]
-            if escaped { escaped = false; continue }
-            if character == "\\" && quoted { escaped = true; continue }
-            if character == "\"" { quoted.toggle(); continue }
-            if character == ">" && !quoted { return index }
-        }
-        return nil
-    }
-
-    private static func parseParameters(_ text: Substring) throws(SMTPCommandError) -> [SMTPParameter] {
-        var result: [SMTPParameter] = []
-        for word in text.split(separator: " ") {
-            let parts = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let keyword = parts[0]
-            guard let first = keyword.first, first.isLetter || first.isNumber,
-                keyword.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") })
-            else { throw .syntax("malformed parameter \(word)") }
-            result.append(SMTPParameter(String(keyword), parts.count == 2 ? String(parts[1]) : nil))
-        }
-        return result
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingTrailingSpaces() -> String {
-        var text = self
-        while text.last == " " || text.last == "\t" { text = text.dropLast() }
-        return String(text)
     }
 }

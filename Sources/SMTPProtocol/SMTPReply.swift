@@ -1,40 +1,15 @@
 import NIOCore
 
-/// An RFC 3463 enhanced status code, class.subject.detail (e.g. 5.7.1).
-public struct EnhancedStatusCode: Hashable, Sendable, CustomStringConvertible {
-    public var klass: Int
-    public var subject: Int
-    public var detail: Int
-
-    /// A code from its three parts.
-    public init(_ klass: Int, _ subject: Int, _ detail: Int) {
-        self.klass = klass
-        self.subject = subject
-        self.detail = detail
-    }
-
-    /// Parses `2.1.0`; nil unless class is 2, 4 or 5 and the parts are at most 3 digits.
-    public init?(_ text: Substring) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts.allSatisfy({ (1...3).contains($0.count) && $0.allSatisfy(\.isASCIIDigit) }),
-            let klass = Int(parts[0]), [2, 4, 5].contains(klass), let subject = Int(parts[1]), let detail = Int(parts[2])
-        else { return nil }
-        self.init(klass, subject, detail)
-    }
-
-    public var description: String { "\(klass).\(subject).\(detail)" }
-}
-
 /// One SMTP reply, possibly several lines (RFC 5321 §4.2).
 public struct SMTPReply: Hashable, Sendable, CustomStringConvertible {
-    /// The three-digit code.
+    /// The three-digit code, 100...599.
     public var code: Int
-    /// Written at the start of every line when present (RFC 2034).
+    /// Written at the start of every line's text when present (RFC 2034).
     public var enhancedCode: EnhancedStatusCode?
-    /// Each line's text without code or enhanced code; never empty.
+    /// Each line's text without code or enhanced code; at least one line, possibly "".
     public var lines: [String]
 
-    /// A reply with several lines.
+    /// A reply of several lines; an empty list becomes one empty line.
     public init(code: Int, _ enhancedCode: EnhancedStatusCode? = nil, _ lines: [String]) {
         self.code = code
         self.enhancedCode = enhancedCode
@@ -46,21 +21,31 @@ public struct SMTPReply: Hashable, Sendable, CustomStringConvertible {
         self.init(code: code, enhancedCode, [text])
     }
 
+    /// 2xx or 3xx: the command was accepted (3xx asks for more).
     public var isPositive: Bool { (200..<400).contains(code) }
+    /// 4xx: try again later.
     public var isTransientFailure: Bool { (400..<500).contains(code) }
+    /// 5xx: do not repeat as is.
     public var isPermanentFailure: Bool { (500..<600).contains(code) }
 
-    /// Appends the wire form: `250-first\r\n250 last\r\n`.
+    /// Appends the wire form, e.g. `250-2.1.0 first\r\n250 2.1.0 last\r\n`.
     public func write(into buffer: inout ByteBuffer) {
+        let codeText = String(code)
+        let enhancedText = enhancedCode?.description
         for (index, line) in lines.enumerated() {
-            buffer.writeString(String(code))
-            buffer.writeInteger(index == lines.count - 1 ? UInt8(ascii: " ") : UInt8(ascii: "-"))
-            if let enhancedCode {
-                buffer.writeString(enhancedCode.description)
-                if !line.isEmpty { buffer.writeInteger(UInt8(ascii: " ")) }
+            buffer.writeString(codeText)
+            buffer.writeInteger(index == lines.count - 1 ? UInt8.space : UInt8(ascii: "-"))
+            if let enhancedText {
+                buffer.writeString(enhancedText)
+                if !line.isEmpty { buffer.writeInteger(UInt8.space) }
             }
-            // A CR or LF inside the text would end the reply early; replies carry text from elsewhere (next hop).
-            buffer.writeString(line.contains(where: { $0 == "\r" || $0 == "\n" }) ? line.filter { $0 != "\r" && $0 != "\n" } : line)
+            // Text can come from elsewhere (the next hop, a client's EHLO name); a CR or LF in it would end the reply
+            // early and let the rest pass for a reply of its own.
+            if line.utf8.contains(where: { $0 == .cr || $0 == .lf }) {
+                buffer.writeString(String(line.filter { $0 != "\r" && $0 != "\n" && $0 != "\r\n" }))
+            } else {
+                buffer.writeString(line)
+            }
             buffer.writeStaticString("\r\n")
         }
     }
@@ -76,12 +61,4 @@ public struct SMTPReply: Hashable, Sendable, CustomStringConvertible {
         let prefix = "\(code)" + (enhancedCode.map { " \($0)" } ?? "")
         return prefix + " " + lines.joined(separator: " / ")
     }
-}
-
-extension Character {
-    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
-}
-
-extension UInt8 {
-    var isASCIIDigit: Bool { self >= 0x30 && self <= 0x39 }
 }

@@ -1,70 +1,100 @@
 import NIOCore
 
-/// A reply that is not SMTP.
-public struct SMTPReplyError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// Parses replies from a byte stream, one complete (multi-line) reply at a time.
+///
+/// Call `parse` again with the same stream (more bytes appended) after it returned nil: the parser remembers the
+/// lines it already read, relative to the buffer's reader index, so no byte is scanned twice.
 public struct SMTPReplyParser: Sendable {
-    /// Longest reply line accepted (RFC 5321 §4.5.3.1.5 says 512; real servers send longer).
-    public var maximumLineLength = 4096
+    /// Longest reply line accepted without its line ending. RFC 5321 §4.5.3.1.5 says 512; real servers send longer.
+    public var maximumLineLength: Int
+    /// Most lines in one reply; an EHLO reply has a few dozen at most.
+    public var maximumLineCount: Int
 
-    public init() {}
+    private var lines: [String] = []
+    private var code = 0
+    private var enhancedCode: EnhancedStatusCode?
+    /// Bytes after the reader index that hold the complete lines in `lines`.
+    private var parsedBytes = 0
+    /// Bytes after the reader index known to hold no LF.
+    private var searchedBytes = 0
 
-    /// The next complete reply, consuming its bytes; nil (consuming nothing) until all its lines arrived.
+    public init(maximumLineLength: Int = 4096, maximumLineCount: Int = 1000) {
+        self.maximumLineLength = maximumLineLength
+        self.maximumLineCount = maximumLineCount
+    }
+
+    /// The next complete reply, consuming its bytes; nil (consuming nothing) until all its lines have arrived.
     public mutating func parse(_ buffer: inout ByteBuffer) throws(SMTPReplyError) -> SMTPReply? {
-        var offset = buffer.readerIndex
-        var lines: [String] = []
-        var code: Int?
-        var enhanced: EnhancedStatusCode?
+        do {
+            return try parseLines(&buffer)
+        } catch {
+            self = SMTPReplyParser(maximumLineLength: maximumLineLength, maximumLineCount: maximumLineCount)
+            throw error
+        }
+    }
+
+    private mutating func parseLines(_ buffer: inout ByteBuffer) throws(SMTPReplyError) -> SMTPReply? {
+        let view = buffer.readableBytesView
+        // A caller that handed in fewer bytes than before restarts the reply from scratch rather than trusting offsets.
+        if parsedBytes > view.count || searchedBytes > view.count {
+            self = SMTPReplyParser(maximumLineLength: maximumLineLength, maximumLineCount: maximumLineCount)
+        }
         while true {
-            let view = buffer.readableBytesView[offset...]
-            guard let lf = view.firstIndex(of: UInt8(ascii: "\n")) else {
-                if view.count > maximumLineLength { throw SMTPReplyError("reply line longer than \(maximumLineLength) bytes") }
+            let lineStart = view.startIndex + parsedBytes
+            let searchStart = view.startIndex + max(parsedBytes, searchedBytes)
+            guard let lf = view[searchStart...].firstIndex(of: .lf) else {
+                searchedBytes = view.count
+                // One more byte than the limit may be the CR of a line that is just at the limit.
+                if view.endIndex - lineStart > maximumLineLength + 1 {
+                    throw SMTPReplyError(.lineTooLong, "more than \(maximumLineLength) bytes without a line end")
+                }
                 return nil
             }
             var end = lf
-            if end > offset, buffer.getInteger(at: end - 1, as: UInt8.self) == UInt8(ascii: "\r") { end -= 1 }
-            let line = buffer.getBytes(at: offset, length: end - offset) ?? []
-            guard line.count >= 3, line[0].isASCIIDigit, line[1].isASCIIDigit, line[2].isASCIIDigit,
-                line.count == 3 || line[3] == UInt8(ascii: " ") || line[3] == UInt8(ascii: "-")
-            else {
-                throw SMTPReplyError("not an SMTP reply line: \(String(decoding: line.prefix(80), as: UTF8.self))")
+            if end > lineStart && view[end - 1] == .cr { end -= 1 }
+            let line = view[lineStart..<end]
+            guard line.count <= maximumLineLength else {
+                throw SMTPReplyError(.lineTooLong, "\(line.count) bytes")
             }
-            let lineCode = Int(line[0] - 0x30) * 100 + Int(line[1] - 0x30) * 10 + Int(line[2] - 0x30)
-            guard (100...599).contains(lineCode) else { throw SMTPReplyError("reply code \(lineCode) out of range") }
-            if let code, code != lineCode { throw SMTPReplyError("reply lines with codes \(code) and \(lineCode)") }
-            code = lineCode
-            var text = Substring(String(decoding: line.dropFirst(4), as: UTF8.self))
-            // The enhanced code is split off when it matches the reply's class, as RFC 2034 writes it.
-            let first = text.prefix { $0 != " " }
-            if let parsed = EnhancedStatusCode(first), parsed.klass == lineCode / 100, lines.isEmpty || enhanced == parsed {
-                if lines.isEmpty { enhanced = parsed }
-                text = text.dropFirst(first.count).drop { $0 == " " }
+            let isLast = try addLine(line)
+            parsedBytes = lf + 1 - view.startIndex
+            searchedBytes = parsedBytes
+            if isLast {
+                let reply = SMTPReply(code: code, enhancedCode, lines)
+                buffer.moveReaderIndex(forwardBy: parsedBytes)
+                self = SMTPReplyParser(maximumLineLength: maximumLineLength, maximumLineCount: maximumLineCount)
+                return reply
             }
-            lines.append(String(text))
-            offset = lf + 1
-            if line.count == 3 || line[3] == UInt8(ascii: " ") { break }
+            guard lines.count < maximumLineCount else {
+                throw SMTPReplyError(.tooManyLines, "more than \(maximumLineCount)")
+            }
         }
-        buffer.moveReaderIndex(to: offset)
-        return SMTPReply(code: code!, enhanced, lines)
-    }
-}
-
-/// A NIO decoder producing `SMTPReply` values (the client side of a connection).
-public struct SMTPReplyDecoder: NIOSingleStepByteToMessageDecoder {
-    public typealias InboundOut = SMTPReply
-    private var parser = SMTPReplyParser()
-
-    public init() {}
-
-    public mutating func decode(buffer: inout ByteBuffer) throws -> SMTPReply? {
-        try parser.parse(&buffer)
     }
 
-    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> SMTPReply? {
-        try decode(buffer: &buffer)
+    /// Adds one line (without its line ending); returns whether it ends the reply.
+    private mutating func addLine(_ line: ByteBufferView.SubSequence) throws(SMTPReplyError) -> Bool {
+        let bytes = Array(line)
+        guard bytes.count >= 3, bytes[0] >= UInt8(ascii: "1"), bytes[0] <= UInt8(ascii: "5"), bytes[1].isASCIIDigit,
+            bytes[2].isASCIIDigit, bytes.count == 3 || bytes[3] == .space || bytes[3] == UInt8(ascii: "-")
+        else {
+            throw SMTPReplyError(.malformedLine, String(decoding: bytes.prefix(80), as: UTF8.self))
+        }
+        let lineCode = Int(bytes[0] - 0x30) * 100 + Int(bytes[1] - 0x30) * 10 + Int(bytes[2] - 0x30)
+        if !lines.isEmpty && lineCode != code {
+            throw SMTPReplyError(.inconsistentCodes, "\(code) then \(lineCode)")
+        }
+        code = lineCode
+        var text = Substring(String(decoding: bytes.dropFirst(4), as: UTF8.self))
+        // RFC 2034 puts the enhanced code on every line. It is split off when it belongs to this reply: same class as
+        // the code, and the same code as the first line had, so that writing the reply back loses nothing.
+        let word = text.prefix { $0 != " " }
+        if let parsed = EnhancedStatusCode(word), parsed.klass == lineCode / 100,
+            lines.isEmpty || parsed == enhancedCode
+        {
+            if lines.isEmpty { enhancedCode = parsed }
+            text = text.dropFirst(word.count).drop { $0 == " " }
+        }
+        lines.append(String(text))
+        return bytes.count == 3 || bytes[3] == .space
     }
 }

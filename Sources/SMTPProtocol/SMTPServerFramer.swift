@@ -2,22 +2,24 @@ import NIOCore
 
 /// Splits what a client sends into commands, DATA content (dot-unstuffed) and BDAT chunks.
 ///
-/// Data frames are slices of the input buffer, never copies; a cut happens only where a stuffed dot is removed.
-/// Bytes that cannot be decided yet (a "." or ".\r" at the start of a line at the end of the input) stay in the
-/// buffer until more arrive, so the end-of-data mark may be split across reads anywhere.
+/// The caller appends each read to one buffer and calls `next(from:)` until it returns nil. Data frames are slices
+/// of that buffer, never copies; a cut happens only where a stuffed dot is removed. Bytes that cannot be decided
+/// yet (a "." or ".\r" at the start of a line at the end of the input) stay in the buffer until more arrive, so the
+/// end-of-data mark may be split across reads anywhere.
 public struct SMTPServerFramer: Sendable {
-    /// What the client sent.
+    /// One unit of what the client sent.
     public enum Frame: Sendable, Hashable {
         case command(SMTPCommand)
-        /// A line that is not a valid command; answer with the error's reply, keep reading commands.
+        /// A line that is not a valid command; answer with the error's reply, commands continue.
         case invalidCommand(SMTPCommandError)
-        /// A command line over the limit; it is discarded up to its end.
+        /// A command line over the limit; the framer skips to its end (reply 500 5.5.6).
         case lineTooLong
-        /// DATA content, dot-unstuffed, line endings as received.
+        /// DATA content, dot-unstuffed, line endings as received (bare LF and NUL passed through).
+        /// The CRLF that ends the last line is content; only the final ".CRLF" is not.
         case messageData(ByteBuffer)
-        /// The CRLF.CRLF that ends DATA (not part of the content).
+        /// The CRLF.CRLF that ends DATA has been seen.
         case messageEnd
-        /// BDAT payload; one chunk may come as several frames.
+        /// BDAT payload, as sent; one chunk may come as several frames.
         case chunkData(ByteBuffer)
         /// All bytes of the current BDAT chunk have been delivered.
         case chunkEnd(last: Bool)
@@ -29,33 +31,37 @@ public struct SMTPServerFramer: Sendable {
         /// After DATA: waiting for `startMessageData()` or `rejectMessageData()`.
         case awaitingDataDecision
         case messageData
-        case chunk(remaining: Int, last: Bool)
-        /// After STARTTLS: waiting for `startTLS()` or `resumeCommands()`.
+        /// Inside a BDAT chunk.
+        case chunk(remaining: Int)
+        /// After STARTTLS: waiting for `startTLS(discarding:)` or `resumeCommands()`.
         case awaitingTLSDecision
-        /// Skipping the rest of an overlong line.
-        case discardingLine
     }
 
     public private(set) var mode = Mode.command
-    /// Set by the session while a transaction uses SMTPUTF8: longer lines and UTF-8 addresses are allowed.
+    /// Whether the transaction uses SMTPUTF8: longer command lines and UTF-8 addresses are allowed. The framer
+    /// follows MAIL ... SMTPUTF8 and the end of the transaction itself; the session may set it too.
     public var isSMTPUTF8 = false
+
     private let maximumLineLength: Int
     private let maximumUTF8LineLength: Int
-    private var atLineStart = true
-    private var lastWasCR = false
+    /// Skipping the rest of an overlong command line.
+    private var isDiscardingLine = false
+    /// Bytes after the reader index known to hold no LF (command mode), so a slowly arriving line is scanned once.
+    private var searchedBytes = 0
+    private var chunkIsLast = false
+    var unstuffer = DataUnstuffer()
 
-    /// Line limits include the CRLF (RFC 5321 §4.5.3.1.4).
+    /// Line limits include the line ending (RFC 5321 §4.5.3.1.4 gives 512).
     public init(maximumLineLength: Int = 512, maximumUTF8LineLength: Int = 4096) {
         self.maximumLineLength = maximumLineLength
-        self.maximumUTF8LineLength = maximumUTF8LineLength
+        self.maximumUTF8LineLength = max(maximumLineLength, maximumUTF8LineLength)
     }
 
     /// The server answered 354: the following bytes are message content.
     public mutating func startMessageData() {
         guard mode == .awaitingDataDecision else { return }
         mode = .messageData
-        atLineStart = true
-        lastWasCR = false
+        unstuffer = DataUnstuffer()
     }
 
     /// The server refused DATA: back to commands.
@@ -63,12 +69,12 @@ public struct SMTPServerFramer: Sendable {
         if mode == .awaitingDataDecision { mode = .command }
     }
 
-    /// The TLS handshake starts: returns and drops whatever plaintext was pipelined after STARTTLS, which must
-    /// not be read as commands of the encrypted session (CVE-2011-0411).
-    public mutating func startTLS(discarding buffer: inout ByteBuffer) -> Int {
-        let dropped = buffer.readableBytes
-        buffer.moveReaderIndex(forwardBy: dropped)
-        mode = .command
+    /// The TLS handshake starts. Returns, and removes from `buffer`, whatever plaintext was pipelined after
+    /// STARTTLS: it must not be read as commands of the encrypted session (CVE-2011-0411).
+    @discardableResult
+    public mutating func startTLS(discarding buffer: inout ByteBuffer) -> ByteBuffer {
+        let dropped = buffer.readSlice(length: buffer.readableBytes) ?? ByteBuffer()
+        self = SMTPServerFramer(maximumLineLength: maximumLineLength, maximumUTF8LineLength: maximumUTF8LineLength)
         return dropped
     }
 
@@ -77,135 +83,100 @@ public struct SMTPServerFramer: Sendable {
         if mode == .awaitingTLSDecision { mode = .command }
     }
 
-    /// The next frame, consuming its bytes from `buffer`; nil when more input is needed (or a decision).
+    /// The next frame, consuming its bytes from `buffer`; nil when more input (or a decision) is needed.
     public mutating func next(from buffer: inout ByteBuffer) -> Frame? {
-        while true {
-            switch mode {
-            case .awaitingDataDecision, .awaitingTLSDecision:
-                return nil
-            case .command:
-                return nextCommand(&buffer)
-            case .discardingLine:
-                guard let lf = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
-                    buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-                    return nil
-                }
-                buffer.moveReaderIndex(to: lf + 1)
+        switch mode {
+        case .awaitingDataDecision, .awaitingTLSDecision:
+            return nil
+        case .command:
+            return nextCommand(&buffer)
+        case .chunk(let remaining):
+            return nextChunkData(&buffer, remaining: remaining)
+        case .messageData:
+            guard let frame = unstuffer.next(from: &buffer) else { return nil }
+            if frame == .messageEnd {
                 mode = .command
-            case .chunk(let remaining, let last):
-                if remaining == 0 {
-                    mode = .command
-                    return .chunkEnd(last: last)
-                }
-                guard buffer.readableBytes > 0 else { return nil }
-                let take = min(remaining, buffer.readableBytes)
-                mode = .chunk(remaining: remaining - take, last: last)
-                return .chunkData(buffer.readSlice(length: take)!)
-            case .messageData:
-                switch nextData(&buffer) {
-                case .frame(let frame): return frame
-                case .needMore: return nil
-                case .again: continue
-                }
+                isSMTPUTF8 = false
             }
+            return frame
         }
     }
 
     private var lineLimit: Int { isSMTPUTF8 ? maximumUTF8LineLength : maximumLineLength }
 
     private mutating func nextCommand(_ buffer: inout ByteBuffer) -> Frame? {
-        let view = buffer.readableBytesView
-        guard let lf = view.firstIndex(of: UInt8(ascii: "\n")) else {
-            if view.count > lineLimit {
-                buffer.moveReaderIndex(forwardBy: view.count)
-                mode = .discardingLine
+        while true {
+            let view = buffer.readableBytesView
+            let searchStart = view.startIndex + min(searchedBytes, view.count)
+            guard let lf = view[searchStart...].firstIndex(of: .lf) else {
+                if isDiscardingLine {
+                    buffer.moveReaderIndex(forwardBy: view.count)
+                    searchedBytes = 0
+                    return nil
+                }
+                // With its line ending still to come, the line will be longer than what is here.
+                if view.count >= lineLimit {
+                    buffer.moveReaderIndex(forwardBy: view.count)
+                    searchedBytes = 0
+                    isDiscardingLine = true
+                    return .lineTooLong
+                }
+                searchedBytes = view.count
+                return nil
+            }
+            let length = lf + 1 - view.startIndex
+            searchedBytes = 0
+            if isDiscardingLine || length > lineLimit {
+                buffer.moveReaderIndex(forwardBy: length)
+                if isDiscardingLine {
+                    isDiscardingLine = false
+                    continue
+                }
                 return .lineTooLong
             }
-            return nil
+            // Postfix accepts a bare LF at the end of a command line, and so do we; in DATA only CRLF counts.
+            let ending = lf > view.startIndex && view[lf - 1] == .cr ? 2 : 1
+            guard let line = buffer.readSlice(length: length - ending) else { return nil }
+            buffer.moveReaderIndex(forwardBy: ending)
+            return parsed(line)
         }
-        let length = lf + 1 - buffer.readerIndex
-        var line = buffer.readSlice(length: length)!
-        if length > lineLimit { return .lineTooLong }
-        // Postfix accepts a bare LF at the end of a command line; so do we (only for commands, never for data).
-        line.moveWriterIndex(to: line.writerIndex - 1)
-        if line.readableBytes > 0 && line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\r") {
-            line.moveWriterIndex(to: line.writerIndex - 1)
-        }
-        guard line.readableBytes > 0 else {
-            return .invalidCommand(SMTPCommandError(SMTPReply(code: 500, EnhancedStatusCode(5, 5, 2), "empty command")))
-        }
+    }
+
+    private mutating func parsed(_ line: ByteBuffer) -> Frame {
+        let command: SMTPCommand
         do {
-            let command = try SMTPCommandParser.parse(line, allowUTF8: true)
-            switch command {
-            case .data: mode = .awaitingDataDecision
-            case .bdat(let size, let last): mode = .chunk(remaining: size, last: last)
-            case .starttls: mode = .awaitingTLSDecision
-            default: break
-            }
-            return .command(command)
+            command = try SMTPCommandParser.parse(line, allowUTF8: isSMTPUTF8)
         } catch {
             return .invalidCommand(error)
         }
+        switch command {
+        case .data:
+            mode = .awaitingDataDecision
+        case .bdat(let size, let last):
+            // RFC 3030 §2: the chunk is read even when the command is refused, so the framer never waits to be told.
+            mode = .chunk(remaining: size)
+            chunkIsLast = last
+        case .starttls:
+            mode = .awaitingTLSDecision
+        case .mail(_, let parameters):
+            isSMTPUTF8 = parameters[keyword: "SMTPUTF8"] != nil
+        case .rset, .ehlo, .helo:
+            isSMTPUTF8 = false
+        default:
+            break
+        }
+        return .command(command)
     }
 
-    private enum DataStep {
-        case frame(Frame)
-        case needMore
-        case again
-    }
-
-    private mutating func nextData(_ buffer: inout ByteBuffer) -> DataStep {
-        let count = buffer.readableBytes
-        guard count > 0 else { return .needMore }
-        var lineStart = atLineStart
-        var previousCR = lastWasCR
-        // Scan until a cut is needed: returns (bytes of content before the cut, what happens at the cut).
-        enum Cut { case end, stuffedDot, undecided, exhausted }
-        let (length, cut): (Int, Cut) = buffer.withUnsafeReadableBytes { bytes in
-            var index = 0
-            while index < count {
-                if lineStart {
-                    if bytes[index] == UInt8(ascii: ".") {
-                        guard index + 1 < count else { return (index, .undecided) }
-                        if bytes[index + 1] == UInt8(ascii: "\r") {
-                            guard index + 2 < count else { return (index, .undecided) }
-                            if bytes[index + 2] == UInt8(ascii: "\n") { return (index, .end) }
-                        }
-                        return (index, .stuffedDot)
-                    }
-                    lineStart = false
-                }
-                guard let lf = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) else {
-                    previousCR = bytes[count - 1] == UInt8(ascii: "\r")
-                    return (count, .exhausted)
-                }
-                lineStart = lf > index ? bytes[lf - 1] == UInt8(ascii: "\r") : previousCR
-                previousCR = false
-                index = lf + 1
-            }
-            return (count, .exhausted)
-        }
-        if length > 0 {
-            // Content first; the cut itself is handled on the next call, from the start of the buffer.
-            atLineStart = cut == .exhausted ? lineStart : true
-            lastWasCR = cut == .exhausted ? previousCR : false
-            return .frame(.messageData(buffer.readSlice(length: length)!))
-        }
-        switch cut {
-        case .end:
-            buffer.moveReaderIndex(forwardBy: 3)
+    private mutating func nextChunkData(_ buffer: inout ByteBuffer, remaining: Int) -> Frame? {
+        if remaining <= 0 {
             mode = .command
-            atLineStart = true
-            return .frame(.messageEnd)
-        case .stuffedDot:
-            buffer.moveReaderIndex(forwardBy: 1)
-            atLineStart = false
-            lastWasCR = false
-            return .again
-        case .undecided:
-            return .needMore
-        case .exhausted:
-            return .needMore
+            if chunkIsLast { isSMTPUTF8 = false }
+            return .chunkEnd(last: chunkIsLast)
         }
+        let take = min(remaining, buffer.readableBytes)
+        guard take > 0, let slice = buffer.readSlice(length: take) else { return nil }
+        mode = .chunk(remaining: remaining - take)
+        return .chunkData(slice)
     }
 }
