@@ -2,12 +2,69 @@ import DKIMCore
 import Keys
 import NIOCore
 
-/// Feeds canonical bytes straight into SHA-256, so the body is never gathered.
-struct SHA256Sink: CanonicalizationSink {
-    let hasher: SHA256
+/// Feeds canonical bytes into SHA-256 through a small block-aligned buffer, so the body is never gathered.
+///
+/// Canonicalization writes a run per line or so, and the white-space fixes a byte or two at a time. Passed to
+/// OpenSSL one by one, each write would pay `EVP_DigestUpdate`'s dispatch and SHA-256's partial-block copy, and
+/// each 64-byte block would be compressed by its own call; gathered here, OpenSSL sees whole multiples of 64
+/// bytes. (A copy, not a class reference, shares the buffer, as `SHA256` itself is shared.)
+struct SHA256Sink: CanonicalizationSink, @unchecked Sendable {
+    /// Bytes gathered before they are hashed; a multiple of the SHA-256 block size.
+    static let bufferCapacity = 4096
 
+    private struct State {
+        let hasher: SHA256
+        var used: Int
+    }
+
+    private let buffer: ManagedBuffer<State, UInt8>
+
+    init(hasher: SHA256 = SHA256()) {
+        buffer = ManagedBuffer<State, UInt8>.create(minimumCapacity: Self.bufferCapacity) { _ in State(hasher: hasher, used: 0) }
+    }
+
+    @inline(__always)
     mutating func write(_ bytes: UnsafeRawBufferPointer) {
-        hasher.update(bytes)
+        let count = bytes.count
+        let fits = buffer.withUnsafeMutablePointers { state, storage -> Bool in
+            let used = state.pointee.used
+            guard count <= Self.bufferCapacity &- used else { return false }
+            if count > 0 {
+                (storage + used).update(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
+            }
+            state.pointee.used = used &+ count
+            return true
+        }
+        if !fits { writeOverflowing(bytes) }
+    }
+
+    /// Fills and hashes the buffer, hashes whole blocks of what is left straight from `bytes`, keeps the rest.
+    private func writeOverflowing(_ bytes: UnsafeRawBufferPointer) {
+        buffer.withUnsafeMutablePointers { state, storage in
+            let hasher = state.pointee.hasher
+            let fill = Self.bufferCapacity - state.pointee.used
+            UnsafeMutableRawPointer(storage + state.pointee.used).copyMemory(from: bytes.baseAddress!, byteCount: fill)
+            hasher.update(UnsafeRawBufferPointer(start: storage, count: Self.bufferCapacity))
+            var rest = UnsafeRawBufferPointer(rebasing: bytes[fill...])
+            if rest.count >= Self.bufferCapacity {
+                let blocks = rest.count & ~63
+                hasher.update(UnsafeRawBufferPointer(rebasing: rest[..<blocks]))
+                rest = UnsafeRawBufferPointer(rebasing: rest[blocks...])
+            }
+            if let base = rest.baseAddress, rest.count > 0 {
+                UnsafeMutableRawPointer(storage).copyMemory(from: base, byteCount: rest.count)
+            }
+            state.pointee.used = rest.count
+        }
+    }
+
+    /// Hashes what is buffered and returns the digest of everything written; the sink then starts over.
+    func finalize() -> [UInt8] {
+        buffer.withUnsafeMutablePointers { state, storage in
+            state.pointee.hasher.update(UnsafeRawBufferPointer(start: storage, count: state.pointee.used))
+            state.pointee.used = 0
+            return state.pointee.hasher.finalize()
+        }
     }
 }
 
@@ -38,7 +95,7 @@ public struct BodyHasher: Sendable {
     public init(_ key: Key) {
         self.key = key
         self.canonicalizer = BodyCanonicalizer(key.canonicalization, lengthLimit: key.lengthLimit)
-        self.sink = SHA256Sink(hasher: SHA256())
+        self.sink = SHA256Sink()
     }
 
     public init(_ canonicalization: Canonicalization, lengthLimit: Int? = nil) {
@@ -53,7 +110,7 @@ public struct BodyHasher: Sendable {
     /// Ends the body and returns its hash; the hasher must not be used afterwards.
     public mutating func finalize() -> Result {
         canonicalizer.finish(into: &sink)
-        return Result(hash: sink.hasher.finalize(), length: canonicalizer.canonicalLength)
+        return Result(hash: sink.finalize(), length: canonicalizer.canonicalLength)
     }
 }
 

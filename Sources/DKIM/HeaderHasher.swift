@@ -39,11 +39,11 @@ public enum HeaderHasher {
         signatureField: ByteBuffer,
         canonicalization: Canonicalization
     ) -> [UInt8] {
-        var sink = SHA256Sink(hasher: SHA256())
+        var sink = SHA256Sink()
         for case let field? in signedFields {
             HeaderCanonicalizer.canonicalize(field: field.raw, canonicalization, into: &sink)
         }
         HeaderCanonicalizer.canonicalizeSignatureField(field: signatureField, canonicalization, into: &sink)
-        return sink.hasher.finalize()
+        return sink.finalize()
     }
 }

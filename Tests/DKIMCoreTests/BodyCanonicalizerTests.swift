@@ -67,6 +67,27 @@ struct BodyCanonicalizerTests {
         }
     }
 
+    /// Long bodies of mostly ordinary text, cut into chunks of up to a few hundred bytes, so the sixteen-byte
+    /// scan meets every special byte at every lane and across chunk ends.
+    @Test(arguments: Canonicalization.allCases)
+    func longBodiesLargeChunksMatchReference(algorithm: Canonicalization) {
+        var random = SplitMix64(seed: 0x16_B17E + UInt64(algorithm == .simple ? 1 : 2))
+        let pieces: [[UInt8]] = [
+            "Lorem", "ipsum", "dolor-sit-amet,", "consectetur", "x", "\u{E9}t\u{E9}", " ", " ", " ", "  ", "\t", " \t",
+            "\r\n", "\r\n", "\r\n", "\r\n\r\n", " \r\n", "\r\n ", "\r\n\t", "\r", "\n", "\r\r\n", "\r\n\r",
+        ].map { Array($0.utf8) }
+        for round in 0..<600 {
+            var body: [UInt8] = []
+            let target = Int(random.next() % 3000)
+            while body.count < target { body += pieces[Int(random.next() % UInt64(pieces.count))] }
+            let expected = BodyCanonicalizer.canonicalizeWhole(body, algorithm)
+            let chunks = (0..<64).map { _ in 1 + Int(random.next() % 400) }
+            let (streamed, length) = Self.stream(body, algorithm, chunks: chunks)
+            #expect(streamed == expected, "round \(round): \(body) chunks \(chunks)")
+            #expect(length == expected.count)
+        }
+    }
+
     @Test func lengthLimitCutsCanonicalBytes() {
         let body = Self.bytes("Hello  world\r\n\r\nsecond line\r\n\r\n")
         let full = BodyCanonicalizer.canonicalizeWhole(body, .relaxed)

@@ -52,6 +52,37 @@ struct BodyHasherTests {
         }
     }
 
+    /// Bodies larger than the sink's buffer, in chunks small and large, so writes fill it exactly, overflow it,
+    /// and pass whole blocks straight to OpenSSL.
+    @Test("bodies larger than the hash buffer", arguments: Canonicalization.allCases)
+    func largeBodies(canonicalization: Canonicalization) {
+        var rng = SplitMix64(seed: canonicalization == .relaxed ? 0xB16 : 0xB17)
+        let line = Array("The quick brown fox jumps over the lazy dog, again and again and again.\r\n".utf8)
+        for round in 0..<40 {
+            var body: [UInt8] = []
+            let target = Int(rng.next() % 40_000)
+            while body.count < target {
+                if rng.next() % 4 == 0 {
+                    body += line
+                } else {
+                    body += Array(Self.pieces[Int(rng.next() % UInt64(Self.pieces.count))].utf8)
+                }
+            }
+            let whole = SHA256.hash(BodyCanonicalizer.canonicalizeWhole(body, canonicalization))
+            let sizes: [Int] = [1, 63, 64, 65, 4095, 4096, 4097, 8192, 20_000]
+            var chunks: [Int] = []
+            var covered = 0
+            while covered < body.count {
+                let size = sizes[Int(rng.next() % UInt64(sizes.count))]
+                chunks.append(size)
+                covered += size
+            }
+            let result = Self.hash(body, canonicalization, chunks: chunks)
+            #expect(result.hash == whole, "round \(round), \(body.count) bytes, chunks \(chunks)")
+            #expect(Self.hash(body, canonicalization, chunks: [body.count + 1]).hash == whole)
+        }
+    }
+
     @Test("known body hashes (RFC 6376 §3.4.3/§3.4.4 empty-body rules)")
     func emptyBodies() {
         // Simple: an empty body is one CRLF. Relaxed: an empty body hashes as nothing at all.
