@@ -13,6 +13,7 @@ struct RelayContext: Sendable {
     var nextHop: any NextHop
     var logger: Logger
     var statistics: RelayStatistics
+    var security = RelaySecurity()
 }
 
 /// One client connection: parses what the client sends, answers locally what it can, asks the next hop the rest
@@ -21,16 +22,20 @@ struct InboundSession {
     let context: RelayContext
     let peer: String
 
-    private var framer: SMTPServerFramer
-    private var session: SMTPServerSession
+    var framer: SMTPServerFramer
+    var session: SMTPServerSession
+    /// Read but not yet framed.
+    var pending = ByteBuffer()
+    var security: InboundSecurity
     private var downstream: (any NextHopSession)?
     private var assembler: MessageAssembler?
     private var messageProblem: SMTPReply?
     private var chunkRefusal: SMTPReply?
     private var transactionOpen = false
-    private var logger: Logger
+    var logger: Logger
 
-    init(context: RelayContext, peer: String) {
+    /// `channel` is needed for STARTTLS; `trusted`: the client is in `client_networks`.
+    init(context: RelayContext, peer: String, channel: (any Channel)? = nil, trusted: Bool = true) {
         self.context = context
         self.peer = peer
         self.framer = SMTPServerFramer()
@@ -41,14 +46,20 @@ struct InboundSession {
         capabilities.smtpUTF8 = true
         capabilities.enhancedStatusCodes = true
         capabilities.size = context.configuration.limits.maxMessageSize
+        capabilities.startTLS = context.security.serverTLS != nil && channel != nil
+        capabilities.auth = context.security.passwords != nil ? ["PLAIN"] : []
         self.session = SMTPServerSession(
             configuration: SMTPServerSession.Configuration(
                 hostname: context.configuration.hostname,
                 capabilities: capabilities,
                 maximumRecipients: context.configuration.limits.maxRecipients,
-                maximumMessageSize: context.configuration.limits.maxMessageSize
+                maximumMessageSize: context.configuration.limits.maxMessageSize,
+                requireTLS: context.configuration.tls?.require ?? false,
+                authRequired: InboundSecurity.authRequired(context.configuration, trusted: trusted),
+                offerAuthWithoutTLS: context.configuration.auth?.allowPlaintext ?? false
             )
         )
+        self.security = InboundSecurity(channel: channel, isTrustedNetwork: trusted)
         var logger = context.logger
         logger[metadataKey: "peer"] = "\(peer)"
         self.logger = logger
@@ -60,7 +71,6 @@ struct InboundSession {
     {
         let replies = ReplyWriter(outbound: outbound)
         try await replies.send(session.greeting())
-        var pending = ByteBuffer()
         var iterator = inbound.makeAsyncIterator()
         defer { logger.debug("session ended") }
         reading: while true {
@@ -69,6 +79,7 @@ struct InboundSession {
             }
             try await replies.flush()
             guard var chunk = try await iterator.next() else { break }
+            guard security.plaintextGuard.admit(&chunk) else { continue }
             if pending.readableBytes == 0 {
                 pending = chunk  // no copy: frames are slices of what arrived
             } else {
@@ -94,7 +105,10 @@ struct InboundSession {
         case .invalidCommand(let error):
             try await replies.send(error.reply)
         case .lineTooLong:
+            security.awaitingResponse = false
             try await replies.send(SMTPReply(code: 500, EnhancedStatusCode(5, 5, 6), "line too long"))
+        case .authenticationResponse(let line):
+            return try await continueAuthentication(line, replies)
         case .messageData(let data), .chunkData(let data):
             append(data)
         case .messageEnd:
@@ -151,10 +165,10 @@ struct InboundSession {
             try await replies.send(SMTPReply(code: 221, EnhancedStatusCode(2, 0, 0), "\(context.configuration.hostname) closing"))
             return false
         case .startTLS:
-            framer.resumeCommands()
-            try await replies.send(SMTPReply(code: 454, EnhancedStatusCode(4, 7, 0), "TLS not available"))
-        case .authenticate:
-            try await replies.send(SMTPReply(code: 502, EnhancedStatusCode(5, 5, 1), "AUTH not available"))
+            try await replies.flush()
+            try await startTLS(replies)
+        case .authenticate(let mechanism, let initialResponse):
+            return try await startAuthentication(mechanism: mechanism, initialResponse: initialResponse, replies)
         case .xclient:
             try await replies.send(SMTPReply(code: 502, EnhancedStatusCode(5, 5, 1), "XCLIENT not available"))
         }
@@ -173,7 +187,7 @@ struct InboundSession {
                 logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
                 context.statistics.nextHopFailures.increment()
                 session.mailResult(accepted: false)
-                return NextHopReplies.unavailable("\(error)")
+                return (error as? NextHopError)?.reply ?? NextHopReplies.unavailable("\(error)")
             }
         }
         guard let downstream else { return NextHopReplies.unavailable("no connection") }

@@ -18,8 +18,11 @@ public final class RelayServer: Service, Sendable {
     public init(configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger) throws {
         let table = try SigningTable(configuration.signing)
         let nextHop: any NextHop
+        let security = try RelaySecurity(configuration: configuration)
         if let address = configuration.nextHop {
-            nextHop = SMTPNextHop(address: address, hostname: configuration.hostname, group: group, timeouts: configuration.timeouts)
+            nextHop = SMTPNextHop(
+                address: address, hostname: configuration.hostname, group: group, timeouts: configuration.timeouts,
+                tls: try NextHopTLSPolicy(configuration.nextHopTLS, logger: logger))
         } else {
             nextHop = try CaptureNextHop(directory: configuration.effectiveCaptureDirectory)
         }
@@ -29,7 +32,8 @@ public final class RelayServer: Service, Sendable {
             signerPool: SignerPool(threadCount: System.coreCount),
             nextHop: nextHop,
             logger: logger,
-            statistics: RelayStatistics()
+            statistics: RelayStatistics(),
+            security: security
         )
         self.group = group
     }
@@ -60,11 +64,17 @@ public final class RelayServer: Service, Sendable {
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .bind(host: address.host, port: address.port) { channel in
+                .bind(host: address.host, port: address.port) { [context] channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
                             IdleTimeoutHandler(seconds: max(configuration.timeouts.command, configuration.timeouts.dataBlock))
                         )
+                        if context.security.serverTLS != nil {
+                            var logger = context.logger
+                            logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+                            try channel.pipeline.syncOperations.addHandler(
+                                StartTLSHandler(logger: logger, statistics: context.statistics))
+                        }
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -121,7 +131,9 @@ public final class RelayServer: Service, Sendable {
         defer { _ = active.withLockedValue { $0.removeValue(forKey: id) } }
 
         let refusal: SMTPReply?
-        if let peer, !configuration.clientNetworks.contains(where: { $0.contains(peer) }) {
+        let trusted = peer.map { peer in configuration.clientNetworks.contains(where: { $0.contains(peer) }) } ?? true
+        // With AUTH, clients from elsewhere may connect, but must authenticate before MAIL (submission).
+        if !trusted && context.security.passwords == nil, let peer {
             refusal = SMTPReply(code: 554, EnhancedStatusCode(5, 7, 1), "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
         } else if count > configuration.limits.maxConnections {
             refusal = SMTPReply(code: 421, EnhancedStatusCode(4, 7, 0), "\(configuration.hostname) too many connections, try again later")
@@ -137,7 +149,7 @@ public final class RelayServer: Service, Sendable {
             return
         }
         context.statistics.connectionsAccepted.increment()
-        var session = InboundSession(context: context, peer: peer?.description ?? "?")
+        var session = InboundSession(context: context, peer: peer?.description ?? "?", channel: channel, trusted: trusted)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await session.run(inbound: inbound, outbound: outbound)
