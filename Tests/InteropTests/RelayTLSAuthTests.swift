@@ -19,8 +19,10 @@ struct RelayTLSAuthTests {
         let key = dir.appendingPathComponent("cert.key").path
         let result = try Tools.run(
             "/usr/bin/openssl",
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", chain],
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", chain,
+            ],
             timeout: 60)
         try #require(result.status == 0, "openssl req: \(result.stderr)")
         return Certificate(chain: chain, key: key)
@@ -40,9 +42,10 @@ struct RelayTLSAuthTests {
     }
 
     /// `signet run --config` with the example.com keys, relaying to `nextHop`, plus `extra` YAML.
-    static func startSignet(_ dir: URL, name: String, nextHop: Int, keys: E2E.Keys, from: String = "example.com",
-                            extra: String) throws -> (E2E.Running, Int)
-    {
+    static func startSignet(
+        _ dir: URL, name: String, nextHop: Int, keys: E2E.Keys, from: String = "example.com",
+        extra: String
+    ) throws -> (E2E.Running, Int) {
         let port = E2E.freePort()
         let yaml = """
             listen: ["127.0.0.1:\(port)"]
@@ -92,7 +95,8 @@ struct RelayTLSAuthTests {
         }
         guard !files.isEmpty else { return }
         let output = try Tools.run(
-            "/usr/bin/python3", [Tools.interopScripts.appendingPathComponent("dkimpy_verify.py").path, keys.keyFile] + files)
+            "/usr/bin/python3",
+            [Tools.interopScripts.appendingPathComponent("dkimpy_verify.py").path, keys.keyFile] + files)
         let results = VerifierResult.parse(output.text)
         for file in files {
             for selector in ["rsa", "ed"] {
@@ -140,10 +144,12 @@ struct RelayTLSAuthTests {
         #expect(continuation.contains("mail: 250"), "\(continuation)")
 
         // Wrong password: 535 5.7.8, nothing sent.
-        let wrong = try E2E.swaks(port, ["--tls", "--auth", "PLAIN", "--auth-user", Self.user, "--auth-password", "nope"])
+        let wrong = try E2E.swaks(
+            port, ["--tls", "--auth", "PLAIN", "--auth-user", Self.user, "--auth-password", "nope"])
         #expect(wrong.status != 0)
         #expect(wrong.text.contains("535 5.7.8"), "\(wrong.text)")
-        let unknown = try E2E.swaks(port, ["--tls", "--auth", "PLAIN", "--auth-user", "mallory", "--auth-password", "x"])
+        let unknown = try E2E.swaks(
+            port, ["--tls", "--auth", "PLAIN", "--auth-user", "mallory", "--auth-password", "x"])
         #expect(unknown.text.contains("535 5.7.8"), "\(unknown.text)")
 
         sink.stop()
@@ -235,7 +241,8 @@ struct RelayTLSAuthTests {
         let (sink, sinkPort, dumps) = try E2E.startSink(dir.appendingPathComponent("sink"))
         defer { sink.stop() }
         let (inner, innerPort) = try Self.startSignet(
-            dir, name: "inner", nextHop: sinkPort, keys: keys, from: "inner.invalid", extra: Self.tlsSection(certificate))
+            dir, name: "inner", nextHop: sinkPort, keys: keys, from: "inner.invalid",
+            extra: Self.tlsSection(certificate))
         defer { inner.stop() }
 
         // required + verified against the test certificate (its SAN holds 127.0.0.1).
@@ -250,7 +257,8 @@ struct RelayTLSAuthTests {
         #expect(inner.output.contains("TLS established"), "\(inner.output.suffix(2000))")
 
         // Opportunistic (the default) also upgrades when offered.
-        let (opportunistic, port2) = try Self.startSignet(dir, name: "opportunistic", nextHop: innerPort, keys: keys, extra: "")
+        let (opportunistic, port2) = try Self.startSignet(
+            dir, name: "opportunistic", nextHop: innerPort, keys: keys, extra: "")
         defer { opportunistic.stop() }
         let sent2 = try E2E.swaks(port2)
         #expect(sent2.status == 0, "\(sent2.text)")

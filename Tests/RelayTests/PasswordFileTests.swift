@@ -7,7 +7,8 @@ import Testing
 struct PasswordFileTests {
     /// A hash made by `openssl passwd`, not by Signet.
     static func opensslHash(_ password: String, scheme: String = "-6") throws -> String {
-        let hash = try output("/usr/bin/openssl", ["passwd", scheme, password]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let hash = try output("/usr/bin/openssl", ["passwd", scheme, password]).trimmingCharacters(
+            in: .whitespacesAndNewlines)
         try #require(hash.hasPrefix("$"), "openssl passwd \(scheme): \(hash)")
         return hash
     }
@@ -77,7 +78,8 @@ struct PasswordFileTests {
     }
 
     @Test func readsAFile() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("signet-passwd-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("signet-passwd-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try "gina:\(try Self.opensslHash("pw"))\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try PasswordFile(contentsOf: path).verify(user: "gina", password: Array("pw".utf8)))
@@ -88,7 +90,9 @@ struct PasswordFileTests {
         func encoded(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
         #expect(try SASLPlain(base64: encoded("\0alice\0pw")) == SASLPlain(user: "alice", password: Array("pw".utf8)))
         #expect(try SASLPlain(base64: encoded("alice\0alice\0p\u{e9}")).password == Array("p\u{e9}".utf8))
-        #expect(throws: SASLPlain.Failure.otherAuthorizationIdentity) { try SASLPlain(base64: encoded("bob\0alice\0pw")) }
+        #expect(throws: SASLPlain.Failure.otherAuthorizationIdentity) {
+            try SASLPlain(base64: encoded("bob\0alice\0pw"))
+        }
         for bad in ["not base64!", "=", encoded("alice\0pw"), encoded("\0\0pw"), encoded("\0a\0p\0q")] {
             #expect(throws: SASLPlain.Failure.malformed, "\(bad)") { try SASLPlain(base64: bad) }
         }

@@ -26,11 +26,13 @@ struct SecurityConfigurationTests {
         #expect(configuration.nextHopTLS.serverName == "mx.example.com")
         #expect(configuration.nextHopTLS.verify == nil)
         #expect(configuration.nextHopTLS.effectiveVerify, "required verifies unless told otherwise")
-        #expect(configuration.auth == {
-            var auth = RelayConfiguration.Auth(passwordFile: "/etc/signet/passwd")
-            auth.required = true
-            return auth
-        }())
+        #expect(
+            configuration.auth
+                == {
+                    var auth = RelayConfiguration.Auth(passwordFile: "/etc/signet/passwd")
+                    auth.required = true
+                    return auth
+                }())
     }
 
     @Test func defaults() throws {
@@ -101,7 +103,8 @@ struct SecurityConfigurationTests {
             _ = try configuration.checkSecurityFiles()
             Issue.record("a missing certificate was accepted")
         } catch {
-            #expect(error.problems.first?.hasPrefix("tls.certificate_chain: cannot read /nonexistent/chain.pem") == true)
+            #expect(
+                error.problems.first?.hasPrefix("tls.certificate_chain: cannot read /nonexistent/chain.pem") == true)
         }
     }
 
@@ -113,8 +116,10 @@ struct SecurityConfigurationTests {
         for name in ["a", "b"] {
             let status = try run(
                 "/usr/bin/openssl",
-                ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                 "-subj", "/CN=localhost", "-keyout", dir.path + "/\(name).key", "-out", dir.path + "/\(name).pem"])
+                [
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", dir.path + "/\(name).key", "-out", dir.path + "/\(name).pem",
+                ])
             try #require(status == 0)
         }
         var tls = RelayConfiguration.TLS(certificateChain: dir.path + "/a.pem", privateKey: dir.path + "/a.key")

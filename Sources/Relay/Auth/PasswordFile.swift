@@ -91,7 +91,8 @@ public struct PasswordFile: Sendable, Equatable {
     }
 
     /// A SHA-512-crypt hash of nothing in particular, hashed for unknown users.
-    private static let decoyHash = "$6$signetdecoysalt$GL6/ARaHujf6ByKLLsSrnyvNI7En.R/aeVVD8jkqS9qLw/n442vtCh0/ydvxzfz6o5qik4WlsJNfsmlnTgixr/"
+    private static let decoyHash =
+        "$6$signetdecoysalt$GL6/ARaHujf6ByKLLsSrnyvNI7En.R/aeVVD8jkqS9qLw/n442vtCh0/ydvxzfz6o5qik4WlsJNfsmlnTgixr/"
 }
 
 /// crypt(3) through libxcrypt's reentrant crypt_r.
@@ -103,10 +104,12 @@ enum CryptHash {
         // struct crypt_data is about 32 KiB: too large for a thread's stack in every context, so on the heap.
         let data = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
         defer {
-            UnsafeMutableRawPointer(data).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<crypt_data>.size)
+            UnsafeMutableRawPointer(data).initializeMemory(
+                as: UInt8.self, repeating: 0, count: MemoryLayout<crypt_data>.size)
             data.deallocate()
         }
-        UnsafeMutableRawPointer(data).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<crypt_data>.size)
+        UnsafeMutableRawPointer(data).initializeMemory(
+            as: UInt8.self, repeating: 0, count: MemoryLayout<crypt_data>.size)
         let result: String? = (password + [0]).withUnsafeBufferPointer { phrase in
             phrase.withMemoryRebound(to: CChar.self) { phrase in
                 guard let output = crypt_r(phrase.baseAddress, setting, data) else { return nil }

@@ -70,11 +70,14 @@ extension InboundSession {
     }
 
     /// AUTH accepted by the session: decode an initial response, or ask for it with 334.
-    mutating func startAuthentication(mechanism: String, initialResponse: String?, _ replies: ReplyWriter)
+    mutating func startAuthentication(
+        mechanism: String, initialResponse: String?, _ replies: ReplyWriter
+    )
         async throws -> Bool
     {
         guard mechanism == "PLAIN" else {
-            try await replies.send(SMTPReply(code: 504, EnhancedStatusCode(5, 5, 4), "unrecognized authentication type"))
+            try await replies.send(
+                SMTPReply(code: 504, EnhancedStatusCode(5, 5, 4), "unrecognized authentication type"))
             return true
         }
         guard let initialResponse else {
@@ -90,7 +93,8 @@ extension InboundSession {
     /// The client's answer to 334.
     mutating func continueAuthentication(_ line: String, _ replies: ReplyWriter) async throws -> Bool {
         guard security.awaitingResponse else {
-            try await replies.send(SMTPReply(code: 500, EnhancedStatusCode(5, 5, 2), "unexpected authentication response"))
+            try await replies.send(
+                SMTPReply(code: 500, EnhancedStatusCode(5, 5, 2), "unexpected authentication response"))
             return true
         }
         security.awaitingResponse = false
@@ -133,7 +137,9 @@ extension InboundSession {
         return true
     }
 
-    private mutating func authenticationFailed(user: String, reason: String, _ replies: ReplyWriter) async throws
+    private mutating func authenticationFailed(
+        user: String, reason: String, _ replies: ReplyWriter
+    ) async throws
         -> Bool
     {
         security.failures += 1
@@ -147,7 +153,9 @@ extension InboundSession {
         try await replies.send(SMTPReply(code: 535, EnhancedStatusCode(5, 7, 8), "authentication credentials invalid"))
         guard security.failures < InboundSecurity.maximumFailures else {
             try await replies.send(
-                SMTPReply(code: 421, EnhancedStatusCode(4, 7, 0), "\(context.configuration.hostname) too many failed authentications"))
+                SMTPReply(
+                    code: 421, EnhancedStatusCode(4, 7, 0),
+                    "\(context.configuration.hostname) too many failed authentications"))
             return false
         }
         return true
@@ -160,7 +168,10 @@ extension RelayConfiguration {
     public func checkSecurityFiles() throws(ConfigurationError) -> String {
         let security = try RelaySecurity(configuration: self)
         _ = try TLSContexts.client(nextHopTLS)
-        var parts = [tls.map { "STARTTLS offered\($0.require ? " and required" : "") (TLS \($0.minimumVersion.rawValue)+)" } ?? "no STARTTLS"]
+        var parts = [
+            tls.map { "STARTTLS offered\($0.require ? " and required" : "") (TLS \($0.minimumVersion.rawValue)+)" }
+                ?? "no STARTTLS"
+        ]
         if let auth, let users = security.passwords?.users.count {
             parts.append("AUTH PLAIN for \(users) users\(auth.required ? ", required" : "")")
         }

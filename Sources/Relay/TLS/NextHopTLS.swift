@@ -21,12 +21,6 @@ struct NextHopTLSPolicy: Sendable {
         self.logger = logger
     }
 
-    /// No STARTTLS at all.
-    static func none(logger: Logger) -> NextHopTLSPolicy {
-        // Mode none builds no context, so this cannot throw.
-        (try? NextHopTLSPolicy(.init(mode: .none), logger: logger))!
-    }
-
     /// The name for SNI and the certificate check: SNI cannot carry an IP address (RFC 6066 §3); for an IP
     /// address NIOSSL checks the certificate's IP SANs against the connected address instead.
     func hostname(for host: String) -> String? {
@@ -38,14 +32,8 @@ struct NextHopTLSPolicy: Sendable {
     static func required(_ why: String) -> NextHopError {
         NextHopError(
             "TLS required with the next hop: \(why)",
-            reply: SMTPReply(code: 451, EnhancedStatusCode(4, 7, 5), "TLS to the next hop is required but failed: \(why)"))
-    }
-}
-
-extension RelayConfiguration.NextHopTLS {
-    init(mode: RelayConfiguration.NextHopTLSMode) {
-        self.init()
-        self.mode = mode
+            reply: SMTPReply(
+                code: 451, EnhancedStatusCode(4, 7, 5), "TLS to the next hop is required but failed: \(why)"))
     }
 }
 
@@ -57,7 +45,9 @@ struct OpportunisticTLSFailure: Error {
 extension SMTPNextHop {
     /// STARTTLS on a greeted connection (RFC 3207 §4): 220, TLS handler in front, EHLO again; returns the
     /// capabilities the next hop offers inside TLS. Anything learnt before TLS is forgotten.
-    func upgrade(_ connection: SMTPConnection, context: NIOSSLContext, offered: SMTPCapabilities) async throws
+    func upgrade(
+        _ connection: SMTPConnection, context: NIOSSLContext, offered: SMTPCapabilities
+    ) async throws
         -> SMTPCapabilities
     {
         guard offered.startTLS else {
@@ -65,7 +55,8 @@ extension SMTPNextHop {
             tls.logger.debug("the next hop does not offer STARTTLS", metadata: ["next_hop": "\(address)"])
             return offered
         }
-        let go = try await connection.exchange([SMTPCommand.starttls.encoded()], replies: 1, timeout: timeouts.nextHopCommand)[0]
+        let go = try await connection.exchange(
+            [SMTPCommand.starttls.encoded()], replies: 1, timeout: timeouts.nextHopCommand)[0]
         guard go.code == 220 else {
             if tls.mode == .required { throw NextHopTLSPolicy.required("the next hop answered STARTTLS with \(go)") }
             tls.logger.notice("the next hop refused STARTTLS", metadata: ["next_hop": "\(address)", "reply": "\(go)"])
@@ -92,8 +83,10 @@ extension SMTPNextHop {
             throw OpportunisticTLSFailure(underlying: error)
         }
         guard reply.code == 250 else {
-            throw NextHopError("the next hop refused EHLO after STARTTLS: \(reply)", reply: tls.mode == .required
-                ? NextHopTLSPolicy.required("EHLO refused after STARTTLS").reply : nil)
+            throw NextHopError(
+                "the next hop refused EHLO after STARTTLS: \(reply)",
+                reply: tls.mode == .required
+                    ? NextHopTLSPolicy.required("EHLO refused after STARTTLS").reply : nil)
         }
         let version = try? await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).tlsVersion
