@@ -280,7 +280,15 @@ struct RelayTLSAuthTests {
         #expect(unverified.status != 0)
         #expect(unverified.text.contains("<** 451 4.7.5"), "\(unverified.text)\n\(untrusted.output.suffix(2000))")
 
+        // opportunistic with verification: the failed check is retried once in plain text, and the mail flows.
+        let (fallback, port5) = try Self.startSignet(
+            dir, name: "fallback", nextHop: innerPort, keys: keys, extra: "next_hop_tls: {verify: true}")
+        defer { fallback.stop() }
+        let sent5 = try E2E.swaks(port5)
+        #expect(sent5.status == 0, "\(sent5.text)\n\(fallback.output.suffix(2000))")
+        #expect(fallback.output.contains("retrying without it"), "\(fallback.output.suffix(2000))")
+
         sink.stop()
-        try Self.expectVerified(dumps, count: 2, in: dir, keys: keys, outer.output)
+        try Self.expectVerified(dumps, count: 3, in: dir, keys: keys, outer.output)
     }
 }
