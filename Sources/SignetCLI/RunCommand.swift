@@ -213,7 +213,8 @@ struct CheckConfigCommand: ParsableCommand {
             stateDirectory: nil, logger: Logger(label: "signet", factory: { _ in SwiftLogNoOpLogHandler() }))
         do {
             let table = try SigningTable(configuration.signing)
-            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)")")
+            let security = try configuration.checkSecurityFiles()
+            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security)")
         } catch {
             throw CLIError("invalid configuration in \(file):\n\(error)")
         }

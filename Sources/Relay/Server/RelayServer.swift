@@ -39,9 +39,11 @@ public final class RelayServer: Service, Sendable {
     ) throws -> RelayContext {
         let table = try SigningTable(configuration.signing)
         let nextHop: any NextHop
+        let security = try RelaySecurity(configuration: configuration)
         if let address = configuration.nextHop {
             nextHop = SMTPNextHop(
                 address: address, hostname: configuration.hostname, group: group, timeouts: configuration.timeouts,
+                tls: try NextHopTLSPolicy(configuration.nextHopTLS, logger: logger),
                 forwardClientIdentity: configuration.forwardClientIdentity, logger: logger)
         } else {
             nextHop = try CaptureNextHop(directory: configuration.effectiveCaptureDirectory)
@@ -53,7 +55,8 @@ public final class RelayServer: Service, Sendable {
             nextHop: nextHop,
             nextHopCapabilities: capabilities,
             logger: logger,
-            statistics: statistics
+            statistics: statistics,
+            security: security
         )
     }
 
@@ -118,11 +121,18 @@ public final class RelayServer: Service, Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: address.host, port: address.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        // Timeouts as configured when the connection arrives, like the rest of its session.
-                        let timeouts = self.configuration.timeouts
+                        // Timeouts and TLS as configured when the connection arrives, like the rest of its session.
+                        let context = self.current.withLockedValue { $0 }
+                        let timeouts = context.configuration.timeouts
                         try channel.pipeline.syncOperations.addHandler(
                             ClientTimeoutHandler(commandSeconds: timeouts.command, dataSeconds: timeouts.dataBlock)
                         )
+                        if context.security.serverTLS != nil {
+                            var logger = context.logger
+                            logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+                            try channel.pipeline.syncOperations.addHandler(
+                                StartTLSHandler(logger: logger, statistics: context.statistics))
+                        }
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -181,7 +191,9 @@ public final class RelayServer: Service, Sendable {
         defer { _ = active.withLockedValue { $0.removeValue(forKey: id) } }
 
         let refusal: SMTPReply?
-        if let peer, !configuration.clientNetworks.contains(where: { $0.contains(peer) }) {
+        let trusted = peer.map { peer in configuration.clientNetworks.contains(where: { $0.contains(peer) }) } ?? true
+        // With AUTH, clients from elsewhere may connect, but must authenticate before MAIL (submission).
+        if !trusted && context.security.passwords == nil, let peer {
             refusal = SMTPReply(code: 554, EnhancedStatusCode(5, 7, 1), "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
         } else if count > configuration.limits.maxConnections {
             refusal = SMTPReply(code: 421, EnhancedStatusCode(4, 7, 0), "\(configuration.hostname) too many connections, try again later")
@@ -206,7 +218,7 @@ public final class RelayServer: Service, Sendable {
         } catch {
             return  // the connection closed before its session began
         }
-        var session = InboundSession(context: context, peer: peer, timer: timer)
+        var session = InboundSession(context: context, peer: peer, timer: timer, channel: channel, trusted: trusted)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await session.run(inbound: inbound, outbound: outbound)
