@@ -27,7 +27,7 @@ struct SHA256Sink: CanonicalizationSink, @unchecked Sendable {
 
     /// Writes at least this long skip the buffer: copying them would cost more than OpenSSL's own handling of the
     /// partial blocks at their ends. Relaxed canonicalization writes whole staging buffers of about 4 KiB.
-    static let directThreshold = 1024
+    static let directThreshold = 512
 
     @inline(__always)
     mutating func write(_ bytes: UnsafeRawBufferPointer) {

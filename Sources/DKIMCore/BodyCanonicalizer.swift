@@ -128,9 +128,10 @@ public struct BodyCanonicalizer: Sendable {
     }
 
     /// Relaxed canonicalization writes its output into a stack buffer of this many bytes and hands the sink whole
-    /// buffers: the sixteen-byte scan stores every block it reads there unconditionally, so bytes that pass unchanged
-    /// cost one vector store instead of a `sink.write` (and a `memmove`) per run. `stagingSlack` more bytes leave
-    /// room for one step of the loop (a vector or a few bytes) after the fill check.
+    /// 64-byte blocks of it: the sixteen-byte scan stores every block it reads there unconditionally, so bytes that
+    /// pass unchanged cost one vector store instead of a `sink.write` (and a `memmove`) per run, and OpenSSL hashes
+    /// straight from the buffer without its partial-block copies. `stagingSlack` more bytes leave room for one step
+    /// of the loop (a vector or a few bytes) after the fill check.
     @inlinable static var stagingCapacity: Int { 4096 }
     @inlinable static var stagingSlack: Int { 64 }
 
@@ -140,10 +141,10 @@ public struct BodyCanonicalizer: Sendable {
         _ count: Int,
         into sink: inout S
     ) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.stagingCapacity + Self.stagingSlack) { staging in
-            var out = Staging(staging.baseAddress!)
-            relaxed(base, count, &out, into: &sink)
-            flush(&out, into: &sink)
+        // A local value rather than `withUnsafeTemporaryAllocation`, which calls malloc above 1 KiB on Linux.
+        var storage = StagingStorage()
+        withUnsafeMutableBytes(of: &storage) { raw in
+            relaxed(base, count, staging: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), into: &sink)
         }
     }
 
@@ -151,13 +152,19 @@ public struct BodyCanonicalizer: Sendable {
     /// where output waits for what follows; the inner one after content, where bytes go out as they are until the
     /// vector scan finds one of the places relaxed canonicalization may change: HTAB, SP followed by a byte up to
     /// SP (white space, CR, LF or a control byte: a run of white space, or a false stop), and CR.
+    /// `staging` has room for `stagingCapacity + stagingSlack` bytes; everything gathered there is written out
+    /// before this returns.
     @inlinable
     mutating func relaxed<S: CanonicalizationSink>(
         _ base: UnsafePointer<UInt8>,
         _ count: Int,
-        _ out: inout Staging,
+        staging: UnsafeMutablePointer<UInt8>,
         into sink: inout S
     ) {
+        // A local that never escapes (the helpers taking it are all inlined), so its count stays in a register:
+        // as an inout parameter, every block scanned paid a store and a reload of the count.
+        var out = Staging(staging)
+        defer { emit(out.base, out.count, into: &sink) }
         var i = 0
         if pendingCR {
             pendingCR = false
@@ -285,10 +292,30 @@ public struct BodyCanonicalizer: Sendable {
         }
     }
 
-    @inlinable
+    /// Writes the whole 64-byte blocks gathered and moves the rest (under 64 bytes) to the front.
+    @inlinable @inline(__always)
     mutating func flush<S: CanonicalizationSink>(_ out: inout Staging, into sink: inout S) {
-        if out.count > 0 { emit(out.base, out.count, into: &sink) }
-        out.count = 0
+        let whole = out.count & ~63
+        emit(out.base, whole, into: &sink)
+        let rest = out.count &- whole
+        if rest > 0 { out.base.update(from: out.base + whole, count: rest) }
+        out.count = rest
+    }
+
+    /// 4 KiB + 64 bytes of stack for `Staging`, as nested tuples (the only fixed-size storage before `InlineArray`).
+    @usableFromInline
+    struct StagingStorage {
+        @usableFromInline typealias Block = SIMD64<UInt8>
+        @usableFromInline typealias Quarter = (Block, Block, Block, Block)
+        @usableFromInline typealias Kilobyte = (Quarter, Quarter, Quarter, Quarter)
+        @usableFromInline var bytes: (Kilobyte, Kilobyte, Kilobyte, Kilobyte, Block)
+
+        @inlinable
+        init() {
+            let quarter: Quarter = (.zero, .zero, .zero, .zero)
+            let kilobyte: Kilobyte = (quarter, quarter, quarter, quarter)
+            bytes = (kilobyte, kilobyte, kilobyte, kilobyte, .zero)
+        }
     }
 
     /// `beginContent` for relaxed output: held-back empty lines and white space turn out not to be trailing.

@@ -111,7 +111,7 @@ struct BodyCanonicalizerTests {
                 }
             }
             let expected = BodyCanonicalizer.canonicalizeWhole(body, algorithm)
-            let sizes = [1, 17, 18, 4095, 4096, 4097, 10_000, 40_000]
+            let sizes = [1, 17, 18, 63, 64, 65, 4095, 4096, 4097, 10_000, 40_000]
             let chunks = (0..<64).map { _ in sizes[Int(random.next() % UInt64(sizes.count))] }
             #expect(Self.stream(body, algorithm, chunks: []).0 == expected, "round \(round), one chunk")
             let (streamed, length) = Self.stream(body, algorithm, chunks: chunks)
