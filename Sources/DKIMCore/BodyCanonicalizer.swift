@@ -206,7 +206,8 @@ public struct BodyCanonicalizer: Sendable {
                 if i &+ Self.vectorReach <= count {
                     let x = Self.lanes(base + i)
                     out.store(x)
-                    guard let stop = Self.firstSet(Self.relaxedStops(x, Self.lanes(base + i + 1), Self.lanes(base + i + 2))) else {
+                    let stops = Self.relaxedStops(x, Self.lanes(base + i + 1), Self.lanes(base + i + 2))
+                    guard let stop = Self.firstSet(stops) else {
                         i &+= Self.vectorWidth
                         out.count &+= Self.vectorWidth
                         continue

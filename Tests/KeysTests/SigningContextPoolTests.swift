@@ -20,7 +20,10 @@ struct SigningContextPoolTests {
         #expect(key.signingContexts.idleCount >= 1)
     }
 
-    @Test("more signers at once than idle contexts are kept; every signature is valid", arguments: ["rsa2048", "ed25519"])
+    @Test(
+        "more signers at once than idle contexts are kept; every signature is valid",
+        arguments: ["rsa2048", "ed25519"]
+    )
     func manyThreads(name: String) throws {
         let key = try PrivateKey(pemRepresentation: try TestKeys.named(name).pemRepresentation())
         let digests = (0..<8).map { SHA256.hash(Array("message \($0)".utf8)) }
