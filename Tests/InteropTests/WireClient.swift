@@ -193,10 +193,13 @@ enum Mail {
     static func dotStuffed(_ message: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(message.count + message.count / 50 + 5)
-        // Line by line with memchr: the 50 MiB test cannot afford a byte loop in a debug build.
+        // Line by line with memchr: the 50 MiB test cannot afford a byte loop in a debug build. Only CRLF starts
+        // a new line in SMTP (RFC 5321 §4.5.2), so a "." after a bare LF is not stuffed.
+        var afterCRLF = true
         forEachLine(message) { line in
-            if line.first == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
+            if afterCRLF && line.first == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
             out.append(contentsOf: line)
+            afterCRLF = line.count >= 2 && line[line.count - 2] == 13
         }
         if out.suffix(2) != [13, 10] { out += [13, 10] }
         return out + Array(".\r\n".utf8)
