@@ -55,7 +55,7 @@ extension SMTPServerSession {
                 return .reply(.notImplemented("XFORWARD not available"))
             }
             if let problem = checkAttributes(attributes, names: names, command: "XFORWARD") { return problem }
-            return .reply(.ok())
+            return .xforward(attributes)
         }
     }
 

@@ -70,6 +70,8 @@ public struct SMTPServerSession: Sendable {
         case authenticate(mechanism: String, initialResponse: String?)
         /// Apply the attributes, reply 220 and call `xclientAccepted()`, or refuse.
         case xclient([SMTPParameter])
+        /// Remember the attributes for the next transaction and reply 250 2.0.0 (Postfix XFORWARD).
+        case xforward([SMTPParameter])
         /// Reply 221 2.0.0 and close.
         case quit
     }

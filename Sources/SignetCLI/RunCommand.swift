@@ -69,9 +69,17 @@ struct RunCommand: AsyncParsableCommand {
         if configuration.nextHop == nil {
             logger.notice("no next hop configured: messages are captured in \(configuration.effectiveCaptureDirectory)")
         }
+        let arguments = self
+        let reloadLogger = logger
+        let reloader = ReloadOnHangup(server: server, logger: logger) {
+            try Self.resolve(
+                file: arguments.config, listen: arguments.listen, nextHop: arguments.nextHop, domain: arguments.domain,
+                selectors: arguments.selector, keys: arguments.key, algorithms: arguments.algorithm,
+                stateDirectory: arguments.stateDir, logger: reloadLogger)
+        }
         let services = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: server)],
+                services: [.init(service: server), .init(service: reloader)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -159,6 +167,33 @@ struct RunCommand: AsyncParsableCommand {
         configuration.signing.keys["development"] = RelayConfiguration.KeyEntry(domain: domain, selector: selector, keyFile: path)
         configuration.signing.table = [RelayConfiguration.TableEntry(from: "*", keys: ["development"])]
         logger.notice("no signing keys configured: signing all mail as d=\(domain) s=\(selector) (development key)")
+    }
+}
+
+/// SIGHUP: read the configuration again (file, environment, flags, as at start) and hand it to the server. A
+/// configuration that does not load, or names a key that does not, is refused with a log line; the running one
+/// stays.
+struct ReloadOnHangup: Service {
+    let server: RelayServer
+    let logger: Logger
+    let load: @Sendable () throws -> RelayConfiguration
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            do {
+                let configuration = try load()
+                try server.reload(configuration)
+                logger.notice(
+                    "configuration reloaded",
+                    metadata: [
+                        "signing_rules": "\(configuration.signing.table.count)",
+                        "next_hop": "\(configuration.nextHop.map { "\($0)" } ?? "capture")",
+                    ])
+            } catch {
+                logger.error("reload refused, the running configuration stays: \(error)")
+            }
+        }
     }
 }
 

@@ -235,3 +235,85 @@ extension RelayLimitsTests {
         return out
     }
 }
+
+extension RelayLimitsTests {
+    // MARK: Timeouts
+
+    @Test func timeoutsOnBothSides() throws {
+        let setup = try H.Setup("e2e-timeouts")
+        defer { setup.remove() }
+        // Short timeouts so the test takes seconds: 3 s for the client's next command or data, 2 s for the next hop's
+        // reply to a command, 8 s for its reply to the end of data.
+        let environment = [
+            "SIGNET_TIMEOUTS_COMMAND": "3", "SIGNET_TIMEOUTS_DATA_BLOCK": "3", "SIGNET_TIMEOUTS_NEXT_HOP_COMMAND": "2",
+            "SIGNET_TIMEOUTS_NEXT_HOP_DATA_END": "8",
+        ]
+        func relayTo(_ flags: [String], _ name: String) throws -> (Running, Int, URL, Running) {
+            let (sink, sinkPort, dumps) = try RelayEndToEndTests.startSink(try setup.subdirectory(name), flags)
+            let (relay, port) = try RelayEndToEndTests.startSignet(
+                try setup.subdirectory(name + "-relay"), nextHop: sinkPort, keys: setup.keys, environment: environment)
+            return (sink, port, dumps, relay)
+        }
+        typealias Running = RelayEndToEndTests.Running
+
+        // The next hop takes 5 s to accept the message: within next_hop_data_end, so the client must get its 250,
+        // though 5 s is longer than the client's own 3 s timeout (that one is for waiting on the client, not on us).
+        do {
+            let (sink, port, dumps, relay) = try relayTo(["-W", ".:5"], "slow-accept")
+            defer { sink.stop(); relay.stop() }
+            let message = Mail.message(token: "slow-accept", body: "Accepted slowly.\r\n")
+            let client = try H.greetedClient(port)
+            let reply = try H.sendWithData(client, message)
+            #expect(reply.code == 250, "next hop slower than the client timeout, within its own: \(reply)")
+            let arrived = try H.sinkMessages(dumps)
+            #expect(arrived.count == 1, "\(arrived.count) arrived")
+        }
+
+        // The next hop takes 6 s to answer MAIL, past next_hop_command: the client gets a transient failure in time.
+        do {
+            let (sink, port, dumps, relay) = try relayTo(["-W", "MAIL:6"], "slow-mail")
+            defer { sink.stop(); relay.stop() }
+            let client = try H.greetedClient(port)
+            let started = Date()
+            let reply = try client.command("MAIL FROM:<alice@example.com>")
+            let waited = Date().timeIntervalSince(started)
+            #expect(reply.isTransientFailure, "next hop too slow at MAIL: \(reply)")
+            #expect(waited < 5, "the client waited \(waited) s for a 2 s timeout")
+            #expect(try H.sinkMessages(dumps).isEmpty)
+        }
+
+        // The next hop takes 12 s to accept, past next_hop_data_end: 451 after about 8 s, never 250. The next hop
+        // may still deliver it later (SMTP cannot rule that out, RFC 1047): the client retries, at most one more copy.
+        do {
+            let (sink, port, dumps, relay) = try relayTo(["-W", ".:12"], "too-slow-accept")
+            defer { sink.stop(); relay.stop() }
+            let client = try H.greetedClient(port)
+            let started = Date()
+            let reply = try H.sendWithData(client, Mail.message(token: "too-slow", body: "Too slow.\r\n"))
+            let waited = Date().timeIntervalSince(started)
+            #expect(reply.isTransientFailure, "next hop too slow at the end of data: \(reply)")
+            #expect(waited < 11, "the client waited \(waited) s for an 8 s timeout")
+            #expect(try H.sinkMessages(dumps).count <= 1)
+        }
+
+        // The client stalls in the middle of DATA: 421 after the data timeout, the connection closed, nothing sent
+        // on; the relay then serves the next client.
+        do {
+            let (sink, port, dumps, relay) = try relayTo([], "client-stall")
+            defer { sink.stop(); relay.stop() }
+            let client = try H.greetedClient(port)
+            let head = try client.pipeline(Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
+            #expect(head.map(\.code) == [250, 250, 354], "\(head)")
+            try client.send(Array(Mail.message(token: "stalled", body: "Half a mess").prefix(100)))
+            let started = Date()
+            let timeout = try client.reply()
+            #expect(timeout.code == 421, "stalled client: \(timeout)")
+            #expect(Date().timeIntervalSince(started) < 6, "the 3 s data timeout took \(Date().timeIntervalSince(started)) s")
+            #expect(client.closedByPeer(within: 5), "the relay did not close the stalled connection")
+            let next = try H.greetedClient(port)
+            #expect(try H.sendWithData(next, Mail.message(token: "after-stall", body: "Next.\r\n")).code == 250)
+            let arrived = try H.sinkMessages(dumps)
+            #expect(arrived.map { H.token(of: $0) } == ["after-stall"], "arrived: \(arrived.map { H.token(of: $0) ?? "?" })")
+        }
+    }
+}

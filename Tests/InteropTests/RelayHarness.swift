@@ -191,6 +191,8 @@ enum RelayHarness {
             "/usr/bin/python3",
             [Tools.interopScripts.appendingPathComponent("recording_sink.py").path, "\(port)", out.path] + options,
             log: out.appendingPathComponent("recorder.log"))
+        // Test runner children never see SIGTERM (blocked signal mask), and the recorder has nothing to finish.
+        recorder.killAtOnce = true
         // Wait for its own "ready" rather than probing the port: a probe would be a connection it has to serve.
         guard wait(seconds: 20, { recorder.output.contains("ready") }) else {
             throw ToolError("recording_sink.py did not start: \(recorder.output)")

@@ -97,6 +97,23 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func clientIdentityForwarding() throws {
+        let configuration = try ConfigurationLoader.load(
+            yaml: "forward_client_identity: xclient\nxclient_networks: [10.1.0.0/16]",
+            environment: ["SIGNET_FORWARD_CLIENT_IDENTITY": "XFORWARD"])
+        #expect(configuration.forwardClientIdentity == .xforward)
+        #expect(configuration.xclientNetworks.map(\.description) == ["10.1.0.0/16"])
+        #expect(try ConfigurationLoader.load(yaml: nil).forwardClientIdentity == .none)
+        #expect(try ConfigurationLoader.load(yaml: nil).xclientNetworks.isEmpty)
+        do {
+            _ = try ConfigurationLoader.load(yaml: "forward_client_identity: proxy\nxclient_networks: [nonsense]")
+            Issue.record("accepted forward_client_identity: proxy")
+        } catch {
+            #expect(error.description.contains("forward_client_identity: 'proxy' is not none, xforward or xclient"))
+            #expect(error.description.contains("xclient_networks: 'nonsense'"))
+        }
+    }
+
     @Test func invalidYAMLIsReported() {
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(yaml: "listen: [unclosed") }
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(yaml: "- just\n- a list") }

@@ -90,7 +90,8 @@ public enum ConfigurationLoader {
 
     private static let schema: [String: Schema] = [
         "listen": .list, "hostname": .scalar, "next_hop": .scalar, "state_directory": .scalar,
-        "capture_directory": .scalar, "client_networks": .list,
+        "capture_directory": .scalar, "client_networks": .list, "forward_client_identity": .scalar,
+        "xclient_networks": .list,
         "limits": .map([
             "max_connections": .scalar, "max_message_size": .scalar, "max_recipients": .scalar,
             "spool_threshold": .scalar,
@@ -152,13 +153,13 @@ public enum ConfigurationLoader {
             if let node = top["capture_directory"], let value = string(node, "capture_directory") {
                 configuration.captureDirectory = value
             }
-            if let node = top["client_networks"] {
-                configuration.clientNetworks = strings(node, "client_networks").compactMap { text in
-                    guard let prefix = NetworkPrefix(text) else {
-                        problems.append("client_networks: '\(text)' is not an address or CIDR network")
-                        return nil
-                    }
-                    return prefix
+            if let node = top["client_networks"] { configuration.clientNetworks = networks(node, "client_networks") }
+            if let node = top["xclient_networks"] { configuration.xclientNetworks = networks(node, "xclient_networks") }
+            if let node = top["forward_client_identity"], let text = string(node, "forward_client_identity") {
+                if let mode = RelayConfiguration.ClientIdentityForwarding(rawValue: text.lowercased()) {
+                    configuration.forwardClientIdentity = mode
+                } else {
+                    problems.append("forward_client_identity: '\(text)' is not none, xforward or xclient")
                 }
             }
             if let node = top["limits"], case .map(let schema) = ConfigurationLoader.schema["limits"]! {
@@ -299,6 +300,16 @@ public enum ConfigurationLoader {
             case "true", "yes", "on", "1": target = true
             case "false", "no", "off", "0": target = false
             default: problems.append("\(path): expected true or false, not '\(text)'")
+            }
+        }
+
+        mutating func networks(_ node: Node, _ path: String) -> [NetworkPrefix] {
+            strings(node, path).compactMap { text in
+                guard let prefix = NetworkPrefix(text) else {
+                    problems.append("\(path): '\(text)' is not an address or CIDR network")
+                    return nil
+                }
+                return prefix
             }
         }
 

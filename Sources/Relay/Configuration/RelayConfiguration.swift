@@ -15,12 +15,29 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var captureDirectory: String?
     /// Clients allowed to connect; everyone else gets 554 at connect. Loopback by default: never an open relay.
     public var clientNetworks: [NetworkPrefix] = [NetworkPrefix("127.0.0.0/8")!, NetworkPrefix("::1/128")!]
+    /// Whether to tell the next hop who the original client is (Postfix XCLIENT or XFORWARD).
+    public var forwardClientIdentity = ClientIdentityForwarding.none
+    /// Clients whose own XCLIENT and XFORWARD Signet accepts (an MTA in front of it), like Postfix's
+    /// `smtpd_authorized_xclient_hosts`; empty by default.
+    public var xclientNetworks: [NetworkPrefix] = []
     /// Size and count limits.
     public var limits = Limits()
     /// Timeouts, in seconds.
     public var timeouts = Timeouts()
     /// Which mail is signed, with what.
     public var signing = Signing()
+
+    /// How the next hop learns the original client's address and HELO.
+    public enum ClientIdentityForwarding: String, Sendable, Equatable, CaseIterable {
+        /// The next hop sees Signet as the client.
+        case none
+        /// XFORWARD before each transaction: logging and policy see the original client, access rules still
+        /// see Signet (Postfix `smtpd_authorized_xforward_hosts`).
+        case xforward
+        /// XCLIENT once per connection: the next hop treats the session as if the original client had connected
+        /// (Postfix `smtpd_authorized_xclient_hosts`).
+        case xclient
+    }
 
     /// Size and count limits.
     public struct Limits: Sendable, Equatable {

@@ -37,7 +37,7 @@ final class CaptureSession: NextHopSession {
 
     var isUsable: Bool { true }
 
-    func mail(from: String, parameters: [SMTPParameter]) async -> SMTPReply {
+    func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply {
         SMTPReply(code: 250, EnhancedStatusCode(2, 1, 0), "sender ok (capture)")
     }
 

@@ -6,7 +6,8 @@ import SMTPProtocol
 protocol NextHopSession: AnyObject, Sendable {
     /// What the next hop supports, for the EHLO reply Signet gives its client.
     var capabilities: SMTPCapabilities { get }
-    func mail(from: String, parameters: [SMTPParameter]) async -> SMTPReply
+    /// Starts a transaction for `client` (which the next hop may be told of with XCLIENT or XFORWARD).
+    func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply
     func recipient(to: String, parameters: [SMTPParameter]) async -> SMTPReply
     /// Sends one whole message (signature fields first) and returns the next hop's reply to its end.
     func message(prepending fields: [String], content: MessageContent) async -> SMTPReply

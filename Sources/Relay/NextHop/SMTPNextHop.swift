@@ -10,6 +10,8 @@ struct SMTPNextHop: NextHop {
     let hostname: String
     let group: any EventLoopGroup
     let timeouts: RelayConfiguration.Timeouts
+    var forwardClientIdentity = RelayConfiguration.ClientIdentityForwarding.none
+    var logger = Logger(label: "signet.next-hop")
 
     func connect() async throws -> any NextHopSession {
         let collector = NIOLockedValueBox<NIOLoopBound<ReplyCollector>?>(nil)
@@ -35,19 +37,10 @@ struct SMTPNextHop: NextHop {
         do {
             let greeting = try await connection.exchange([], replies: 1, timeout: timeouts.nextHopCommand)[0]
             guard greeting.code == 220 else { throw NextHopError("the next hop greeted with \(greeting)") }
-            var ehlo = ByteBuffer()
-            SMTPCommand.ehlo(hostname).write(into: &ehlo)
-            var reply = try await connection.exchange([ehlo], replies: 1, timeout: timeouts.nextHopCommand)[0]
-            var capabilities = SMTPCapabilities()
-            if reply.code == 250 {
-                capabilities = SMTPCapabilities(ehloReply: reply)
-            } else {
-                var helo = ByteBuffer()
-                SMTPCommand.helo(hostname).write(into: &helo)
-                reply = try await connection.exchange([helo], replies: 1, timeout: timeouts.nextHopCommand)[0]
-                guard reply.code == 250 else { throw NextHopError("the next hop refused EHLO and HELO: \(reply)") }
-            }
-            return SMTPNextHopSession(connection: connection, capabilities: capabilities, timeouts: timeouts)
+            let capabilities = try await connection.greet(as: hostname, timeout: timeouts.nextHopCommand)
+            return SMTPNextHopSession(
+                connection: connection, capabilities: capabilities, hostname: hostname, timeouts: timeouts,
+                forwardClientIdentity: forwardClientIdentity, logger: logger)
         } catch {
             channel.close(promise: nil)
             throw error
@@ -91,6 +84,15 @@ final class SMTPConnection: Sendable {
             return all
         }
         return try await future.get()
+    }
+
+    /// EHLO (HELO when refused); what the next hop offers.
+    func greet(as hostname: String, timeout: Int) async throws -> SMTPCapabilities {
+        var reply = try await exchange([SMTPCommand.ehlo(hostname).encoded()], replies: 1, timeout: timeout)[0]
+        if reply.code == 250 { return SMTPCapabilities(ehloReply: reply) }
+        reply = try await exchange([SMTPCommand.helo(hostname).encoded()], replies: 1, timeout: timeout)[0]
+        guard reply.code == 250 else { throw NextHopError("the next hop refused EHLO and HELO: \(reply)") }
+        return SMTPCapabilities()
     }
 
     /// Writes pieces with backpressure: each waits until the previous ones are handed to the kernel.
@@ -152,16 +154,36 @@ final class ReplyCollector: ChannelInboundHandler {
 
 /// Transactions over one downstream connection.
 final class SMTPNextHopSession: NextHopSession {
-    let capabilities: SMTPCapabilities
     private let connection: SMTPConnection
+    private let hostname: String
     private let timeouts: RelayConfiguration.Timeouts
+    private let forwardClientIdentity: RelayConfiguration.ClientIdentityForwarding
+    private let logger: Logger
     private let broken = NIOLockedValueBox(false)
+    private let state: NIOLockedValueBox<State>
 
-    init(connection: SMTPConnection, capabilities: SMTPCapabilities, timeouts: RelayConfiguration.Timeouts) {
-        self.connection = connection
-        self.capabilities = capabilities
-        self.timeouts = timeouts
+    /// What changes over the session: XCLIENT makes the next hop greet anew.
+    private struct State {
+        var capabilities: SMTPCapabilities
+        /// The identity the last XCLIENT gave, so it is sent again only when the client changes it.
+        var identified: ClientIdentity?
+        var warnedUnsupported = false
     }
+
+    init(
+        connection: SMTPConnection, capabilities: SMTPCapabilities, hostname: String,
+        timeouts: RelayConfiguration.Timeouts, forwardClientIdentity: RelayConfiguration.ClientIdentityForwarding,
+        logger: Logger
+    ) {
+        self.connection = connection
+        self.hostname = hostname
+        self.timeouts = timeouts
+        self.forwardClientIdentity = forwardClientIdentity
+        self.logger = logger
+        self.state = NIOLockedValueBox(State(capabilities: capabilities))
+    }
+
+    var capabilities: SMTPCapabilities { state.withLockedValue { $0.capabilities } }
 
     var isUsable: Bool { !broken.withLockedValue { $0 } && connection.isActive }
 
@@ -181,8 +203,72 @@ final class SMTPNextHopSession: NextHopSession {
         connection.close()
     }
 
-    func mail(from: String, parameters: [SMTPParameter]) async -> SMTPReply {
-        await command(.mail(from: from, parameters: parameters), what: "MAIL")
+    func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply {
+        let mail = SMTPCommand.mail(from: from, parameters: parameters)
+        switch forwardClientIdentity {
+        case .none:
+            break
+        case .xclient:
+            if let failure = await sendXCLIENT(for: client) { return failure }
+        case .xforward:
+            guard let names = offered(\.xforward, "XFORWARD") else { break }
+            // Postfix keeps XFORWARD attributes until the transaction ends, so they go before every MAIL; with
+            // PIPELINING both commands go in one write.
+            var commands = [SMTPCommand.xforward(client.attributes(offered: names, xforward: true)).encoded()]
+            let pipelined = capabilities.pipelining
+            if pipelined { commands.append(mail.encoded()) }
+            do {
+                let replies = try await connection.exchange(commands, replies: commands.count, timeout: timeouts.nextHopCommand)
+                if !replies[0].isPositive {
+                    logger.warning("the next hop refused XFORWARD", metadata: ["reply": "\(replies[0])"])
+                }
+                if pipelined { return replies[1] }
+            } catch {
+                markBroken()
+                return NextHopReplies.lost("XFORWARD: \(error)")
+            }
+        }
+        return await command(mail, what: "MAIL")
+    }
+
+    /// The attribute names the next hop offers for this extension, or nil (logged once) when it offers none.
+    private func offered(_ names: KeyPath<SMTPCapabilities, [String]?>, _ what: String) -> [String]? {
+        let (list, warn) = state.withLockedValue { state -> ([String]?, Bool) in
+            let list = state.capabilities[keyPath: names]
+            defer { if list == nil { state.warnedUnsupported = true } }
+            return (list, list == nil && !state.warnedUnsupported)
+        }
+        if warn {
+            logger.warning(
+                "forward_client_identity is \(what.lowercased()) but the next hop does not offer \(what) to Signet (Postfix: smtpd_authorized_\(what.lowercased())_hosts)")
+        }
+        return list
+    }
+
+    /// XCLIENT, then EHLO again as Postfix requires; nil when the transaction may go on.
+    private func sendXCLIENT(for client: ClientIdentity) async -> SMTPReply? {
+        guard state.withLockedValue({ $0.identified }) != client, let names = offered(\.xclient, "XCLIENT") else {
+            return nil
+        }
+        do {
+            let command = SMTPCommand.xclient(client.attributes(offered: names, xforward: false)).encoded()
+            let reply = try await connection.exchange([command], replies: 1, timeout: timeouts.nextHopCommand)[0]
+            guard reply.code == 220 else {
+                // Refused: the session is unchanged, and the mail still flows with Signet as the client.
+                logger.warning("the next hop refused XCLIENT", metadata: ["reply": "\(reply)"])
+                state.withLockedValue { $0.identified = client }
+                return nil
+            }
+            let capabilities = try await connection.greet(as: hostname, timeout: timeouts.nextHopCommand)
+            state.withLockedValue {
+                $0.capabilities = capabilities
+                $0.identified = client
+            }
+            return nil
+        } catch {
+            markBroken()
+            return NextHopReplies.lost("XCLIENT: \(error)")
+        }
     }
 
     func recipient(to: String, parameters: [SMTPParameter]) async -> SMTPReply {

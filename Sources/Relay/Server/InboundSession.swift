@@ -11,6 +11,7 @@ struct RelayContext: Sendable {
     var signingTable: SigningTable
     var signerPool: SignerPool
     var nextHop: any NextHop
+    var nextHopCapabilities: NextHopCapabilityCache
     var logger: Logger
     var statistics: RelayStatistics
 }
@@ -20,6 +21,9 @@ struct RelayContext: Sendable {
 struct InboundSession {
     let context: RelayContext
     let peer: String
+    private let timer: ClientTimer
+    /// Who the client is, for XCLIENT/XFORWARD to the next hop; a trusted client may restate it.
+    private var identity: ClientIdentity
 
     private var framer: SMTPServerFramer
     private var session: SMTPServerSession
@@ -30,9 +34,15 @@ struct InboundSession {
     private var transactionOpen = false
     private var logger: Logger
 
-    init(context: RelayContext, peer: String) {
+    /// Attribute names Signet accepts from a client in `xclient_networks` (those Postfix sends).
+    static let xclientAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"]
+    static let xforwardAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"]
+
+    init(context: RelayContext, peer: SocketAddress?, timer: ClientTimer) {
         self.context = context
-        self.peer = peer
+        self.peer = peer?.description ?? "?"
+        self.timer = timer
+        self.identity = ClientIdentity(peer: peer)
         self.framer = SMTPServerFramer()
         var capabilities = SMTPCapabilities()
         capabilities.pipelining = true
@@ -41,6 +51,11 @@ struct InboundSession {
         capabilities.smtpUTF8 = true
         capabilities.enhancedStatusCodes = true
         capabilities.size = context.configuration.limits.maxMessageSize
+        if let peer, context.configuration.xclientNetworks.contains(where: { $0.contains(peer) }) {
+            capabilities.xclient = Self.xclientAttributes
+            capabilities.xforward = Self.xforwardAttributes
+        }
+        capabilities = capabilities.offered(inFrontOf: context.nextHopCapabilities.capabilities)
         self.session = SMTPServerSession(
             configuration: SMTPServerSession.Configuration(
                 hostname: context.configuration.hostname,
@@ -50,7 +65,7 @@ struct InboundSession {
             )
         )
         var logger = context.logger
-        logger[metadataKey: "peer"] = "\(peer)"
+        logger[metadataKey: "peer"] = "\(self.peer)"
         self.logger = logger
     }
 
@@ -68,6 +83,10 @@ struct InboundSession {
                 guard try await handle(frame, replies) else { break reading }
             }
             try await replies.flush()
+            switch framer.mode {
+            case .messageData, .chunk: timer.enter(.data)
+            default: timer.enter(.command)
+            }
             guard var chunk = try await iterator.next() else { break }
             if pending.readableBytes == 0 {
                 pending = chunk  // no copy: frames are slices of what arrived
@@ -93,8 +112,10 @@ struct InboundSession {
             return try await handle(command, replies)
         case .invalidCommand(let error):
             try await replies.send(error.reply)
+            // A BDAT line that cannot be parsed leaves no way to find where the next command starts.
+            if error.closesConnection { return false }
         case .lineTooLong:
-            try await replies.send(SMTPReply(code: 500, EnhancedStatusCode(5, 5, 6), "line too long"))
+            try await replies.send(.lineTooLong)
         case .messageData(let data), .chunkData(let data):
             append(data)
         case .messageEnd:
@@ -102,6 +123,8 @@ struct InboundSession {
         case .chunkEnd(let last):
             if let refusal = chunkRefusal {
                 chunkRefusal = nil
+                // A refused LAST chunk ends the transaction (RFC 3030 §2): nothing of it may reach the next hop.
+                if last { await abandonTransaction() }
                 try await replies.send(refusal)
             } else if last {
                 try await replies.send(await finishMessage())
@@ -114,6 +137,15 @@ struct InboundSession {
     }
 
     private mutating func handle(_ command: SMTPCommand, _ replies: ReplyWriter) async throws -> Bool {
+        switch command {
+        case .ehlo(let name), .helo(let name):
+            // RFC 5321 §4.1.4: a new greeting resets the transaction, here and at the next hop.
+            await abandonTransaction()
+            identity.helo = name
+            if case .ehlo = command { identity.proto = "ESMTP" } else { identity.proto = "SMTP" }
+        default:
+            break
+        }
         let action = session.handle(command)
         switch action {
         case .reply(let reply):
@@ -133,7 +165,10 @@ struct InboundSession {
                 return true
             }
             try await replies.flush()
-            let reply = await downstream.recipient(to: to, parameters: parameters)
+            timer.enter(.waitingForUs)
+            let dsn = downstream.capabilities.dsn
+            let reply = await downstream.recipient(
+                to: to, parameters: parameters.filter { dsn || !Self.dsnParameters.contains($0.keyword) })
             session.recipientResult(accepted: reply.isPositive)
             try await replies.send(reply)
         case .startData:
@@ -143,9 +178,7 @@ struct InboundSession {
         case .chunk:
             if assembler == nil { startMessage() }
         case .reset:
-            assembler = nil
-            if transactionOpen, let downstream, downstream.isUsable { _ = await downstream.reset() }
-            transactionOpen = false
+            await abandonTransaction()
             try await replies.send(SMTPReply(code: 250, EnhancedStatusCode(2, 0, 0), "reset"))
         case .quit:
             try await replies.send(SMTPReply(code: 221, EnhancedStatusCode(2, 0, 0), "\(context.configuration.hostname) closing"))
@@ -155,13 +188,44 @@ struct InboundSession {
             try await replies.send(SMTPReply(code: 454, EnhancedStatusCode(4, 7, 0), "TLS not available"))
         case .authenticate:
             try await replies.send(SMTPReply(code: 502, EnhancedStatusCode(5, 5, 1), "AUTH not available"))
-        case .xclient:
-            try await replies.send(SMTPReply(code: 502, EnhancedStatusCode(5, 5, 1), "XCLIENT not available"))
+        case .xclient(let attributes):
+            var updated = identity
+            if let bad = updated.apply(attributes) {
+                try await replies.send(SMTPReply(code: 501, EnhancedStatusCode(5, 5, 4), "bad XCLIENT \(bad) value"))
+            } else {
+                identity = updated
+                session.xclientAccepted()
+                logger.debug("XCLIENT", metadata: ["client": "\(identity)"])
+                try await replies.send(session.greeting())
+            }
+        case .xforward(let attributes):
+            var updated = identity
+            if let bad = updated.apply(attributes) {
+                try await replies.send(SMTPReply(code: 501, EnhancedStatusCode(5, 5, 4), "bad XFORWARD \(bad) value"))
+            } else {
+                identity = updated
+                try await replies.send(.ok())
+            }
         }
         return true
     }
 
+    /// DSN parameters (RFC 3461), passed on only when the next hop offers DSN.
+    private static let dsnParameters: Set<String> = ["RET", "ENVID", "NOTIFY", "ORCPT"]
+
+    /// Drops the transaction in progress, here and at the next hop (RSET, QUIT, a new EHLO, a refused LAST chunk).
+    private mutating func abandonTransaction() async {
+        assembler = nil
+        messageProblem = nil
+        if transactionOpen, let downstream, downstream.isUsable {
+            timer.enter(.waitingForUs)
+            _ = await downstream.reset()
+        }
+        transactionOpen = false
+    }
+
     private mutating func forwardMail(from: String, parameters: [SMTPParameter]) async -> SMTPReply {
+        timer.enter(.waitingForUs)
         if let current = downstream, !current.isUsable {
             await current.quit()
             downstream = nil
@@ -177,17 +241,21 @@ struct InboundSession {
             }
         }
         guard let downstream else { return NextHopReplies.unavailable("no connection") }
+        context.nextHopCapabilities.update(downstream.capabilities)
         // Parameters the next hop does not know would fail the transaction; AUTH= is ours to judge, not its.
+        let offered = downstream.capabilities
         let forwarded = parameters.filter { parameter in
             switch parameter.keyword {
-            case "SIZE": return downstream.capabilities.size != nil
-            case "BODY": return downstream.capabilities.eightBitMIME || parameter.value?.uppercased() == "7BIT"
+            case "SIZE": return offered.size != nil
+            case "BODY": return offered.eightBitMIME || parameter.value?.uppercased() == "7BIT"
             case "SMTPUTF8": return true
             case "AUTH": return false
+            case "RET", "ENVID": return offered.dsn
             default: return true
             }
         }
-        let reply = await downstream.mail(from: from, parameters: forwarded)
+        identity.login = session.authenticatedIdentity
+        let reply = await downstream.mail(from: from, parameters: forwarded, client: identity)
         transactionOpen = reply.isPositive
         session.mailResult(accepted: reply.isPositive)
         return reply
@@ -221,6 +289,7 @@ struct InboundSession {
 
     /// End of data: sign, send, and answer with the next hop's own reply.
     private mutating func finishMessage() async -> SMTPReply {
+        timer.enter(.waitingForUs)
         defer {
             assembler = nil
             transactionOpen = false

@@ -7,35 +7,91 @@ import ServiceLifecycle
 
 /// Listens for SMTP and runs one `InboundSession` per connection; a ServiceLifecycle service, so SIGTERM stops
 /// accepting and lets transactions in flight finish (for at most `timeouts.shutdown_grace` seconds).
+///
+/// `reload(_:)` swaps the configuration for new connections; sessions already running keep the one they began with,
+/// so a reload never drops a connection or changes the rules in the middle of a transaction.
 public final class RelayServer: Service, Sendable {
-    private let context: RelayContext
+    private let current: NIOLockedValueBox<RelayContext>
     private let group: any EventLoopGroup
+    private let signerPool: SignerPool
+    private let logger: Logger
     private let active = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let boundAddresses = NIOLockedValueBox<[SocketAddress]>([])
     private let readyPromise: NIOLockedValueBox<[CheckedContinuation<[SocketAddress], Never>]> = NIOLockedValueBox([])
 
+    /// The counters of this server; they survive reloads.
+    public let statistics = RelayStatistics()
+
     /// A server for `configuration`; keys are loaded and checked here, so a bad key fails before listening.
     public init(configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger) throws {
+        self.group = group
+        self.logger = logger
+        self.signerPool = SignerPool(threadCount: System.coreCount)
+        let context = try Self.makeContext(
+            configuration, group: group, signerPool: signerPool, logger: logger, statistics: statistics,
+            capabilities: NextHopCapabilityCache())
+        self.current = NIOLockedValueBox(context)
+    }
+
+    private static func makeContext(
+        _ configuration: RelayConfiguration, group: any EventLoopGroup, signerPool: SignerPool, logger: Logger,
+        statistics: RelayStatistics, capabilities: NextHopCapabilityCache
+    ) throws -> RelayContext {
         let table = try SigningTable(configuration.signing)
         let nextHop: any NextHop
         if let address = configuration.nextHop {
-            nextHop = SMTPNextHop(address: address, hostname: configuration.hostname, group: group, timeouts: configuration.timeouts)
+            nextHop = SMTPNextHop(
+                address: address, hostname: configuration.hostname, group: group, timeouts: configuration.timeouts,
+                forwardClientIdentity: configuration.forwardClientIdentity, logger: logger)
         } else {
             nextHop = try CaptureNextHop(directory: configuration.effectiveCaptureDirectory)
         }
-        self.context = RelayContext(
+        return RelayContext(
             configuration: configuration,
             signingTable: table,
-            signerPool: SignerPool(threadCount: System.coreCount),
+            signerPool: signerPool,
             nextHop: nextHop,
+            nextHopCapabilities: capabilities,
             logger: logger,
-            statistics: RelayStatistics()
+            statistics: statistics
         )
-        self.group = group
     }
 
-    /// The counters of this server.
-    public var statistics: RelayStatistics { context.statistics }
+    /// The configuration new connections get.
+    public var configuration: RelayConfiguration { current.withLockedValue { $0.configuration } }
+
+    /// Applies `configuration` to connections accepted from now on, after loading every key it names. Throws, and
+    /// keeps the running configuration, when a key cannot be loaded. Listen addresses change only on restart.
+    public func reload(_ configuration: RelayConfiguration) throws {
+        let old = current.withLockedValue { $0 }
+        // What we learnt of the next hop holds only while it is the same next hop.
+        let capabilities =
+            old.configuration.nextHop == configuration.nextHop ? old.nextHopCapabilities : NextHopCapabilityCache()
+        let context = try Self.makeContext(
+            configuration, group: group, signerPool: signerPool, logger: logger, statistics: statistics,
+            capabilities: capabilities)
+        current.withLockedValue { $0 = context }
+        if configuration.listen != old.configuration.listen {
+            logger.warning(
+                "listen addresses changed in the configuration; they take effect only on restart",
+                metadata: ["listening": "\(old.configuration.listen.map(\.description))"])
+        }
+        if capabilities !== old.nextHopCapabilities { Task { await self.learnNextHopCapabilities() } }
+    }
+
+    /// Connects to the next hop once to learn what its EHLO offers, so the first client's EHLO can already be
+    /// the intersection; a next hop that is down is only logged (clients get 451 at MAIL until it is back).
+    func learnNextHopCapabilities() async {
+        let context = current.withLockedValue { $0 }
+        guard context.configuration.nextHop != nil else { return }
+        do {
+            let session = try await context.nextHop.connect()
+            context.nextHopCapabilities.update(session.capabilities)
+            await session.quit()
+        } catch {
+            logger.warning("next hop not reachable at start", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// The addresses actually bound (port 0 in the configuration picks a free port), once listening.
     public func listeningAddresses() async -> [SocketAddress] {
@@ -53,7 +109,7 @@ public final class RelayServer: Service, Sendable {
     }
 
     public func run() async throws {
-        let configuration = context.configuration
+        let configuration = self.configuration
         var listeners: [NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>] = []
         for address in configuration.listen {
             let listener = try await ServerBootstrap(group: group)
@@ -62,14 +118,16 @@ public final class RelayServer: Service, Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: address.host, port: address.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // Timeouts as configured when the connection arrives, like the rest of its session.
+                        let timeouts = self.configuration.timeouts
                         try channel.pipeline.syncOperations.addHandler(
-                            IdleTimeoutHandler(seconds: max(configuration.timeouts.command, configuration.timeouts.dataBlock))
+                            ClientTimeoutHandler(commandSeconds: timeouts.command, dataSeconds: timeouts.dataBlock)
                         )
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
             listeners.append(listener)
-            context.logger.info("listening", metadata: ["address": "\(listener.channel.localAddress.map { "\($0)" } ?? "?")"])
+            logger.info("listening", metadata: ["address": "\(listener.channel.localAddress.map { "\($0)" } ?? "?")"])
         }
         let listening = listeners
         let bound = listening.compactMap { $0.channel.localAddress }
@@ -80,19 +138,20 @@ public final class RelayServer: Service, Sendable {
 
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await self.learnNextHopCapabilities() }
                 for listener in listening {
                     group.addTask { try await self.accept(on: listener) }
                 }
             }
         } onGracefulShutdown: {
-            self.context.logger.info("shutting down: no new connections, finishing transactions in flight")
+            self.logger.info("shutting down: no new connections, finishing transactions in flight")
             for listener in listening { listener.channel.close(promise: nil) }
-            let grace = configuration.timeouts.shutdownGrace
+            let grace = self.configuration.timeouts.shutdownGrace
             self.group.next().scheduleTask(in: .seconds(Int64(grace))) {
                 for channel in self.active.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
             }
         }
-        try await context.signerPool.shutdown()
+        try await signerPool.shutdown()
     }
 
     private func accept(on listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
@@ -104,7 +163,7 @@ public final class RelayServer: Service, Sendable {
                     }
                 }
             } catch {
-                context.logger.debug("listener closed", metadata: ["error": "\(error)"])
+                logger.debug("listener closed", metadata: ["error": "\(error)"])
             }
         }
     }
@@ -112,6 +171,7 @@ public final class RelayServer: Service, Sendable {
     private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let channel = connection.channel
         let peer = channel.remoteAddress
+        let context = current.withLockedValue { $0 }
         let configuration = context.configuration
         let id = ObjectIdentifier(channel)
         let count = active.withLockedValue { channels -> Int in
@@ -137,58 +197,22 @@ public final class RelayServer: Service, Sendable {
             return
         }
         context.statistics.connectionsAccepted.increment()
-        var session = InboundSession(context: context, peer: peer?.description ?? "?")
+        let timer: ClientTimer
+        do {
+            timer = try await channel.eventLoop.submit {
+                let handler = try channel.pipeline.syncOperations.handler(type: ClientTimeoutHandler.self)
+                return ClientTimer(handler: handler, eventLoop: channel.eventLoop)
+            }.get()
+        } catch {
+            return  // the connection closed before its session began
+        }
+        var session = InboundSession(context: context, peer: peer, timer: timer)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await session.run(inbound: inbound, outbound: outbound)
             }
         } catch {
             context.logger.debug("session ended with an error", metadata: ["error": "\(error)"])
-        }
-    }
-}
-
-/// Closes a connection that has been silent too long (RFC 5321 §4.5.3.2), with a 421 first.
-final class IdleTimeoutHandler: ChannelDuplexHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let timeout: TimeAmount
-    private var timer: Scheduled<Void>?
-
-    init(seconds: Int) {
-        self.timeout = .seconds(Int64(seconds))
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        arm(context)
-        context.fireChannelActive()
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context) }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        arm(context)
-        context.fireChannelRead(data)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        context.fireChannelInactive()
-    }
-
-    private func arm(_ context: ChannelHandlerContext) {
-        timer?.cancel()
-        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: timeout) {
-            let context = loopBoundContext.value
-            let reply = SMTPReply(code: 421, EnhancedStatusCode(4, 4, 2), "timeout, closing connection")
-            context.writeAndFlush(NIOAny(reply.encoded())).whenComplete { _ in loopBoundContext.value.close(promise: nil) }
         }
     }
 }

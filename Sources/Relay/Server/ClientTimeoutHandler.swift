@@ -1,0 +1,111 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import SMTPProtocol
+
+/// What the server is waiting for from its client, which decides the timeout (RFC 5321 §4.5.3.2).
+enum ClientPhase: Sendable, Hashable {
+    /// The next command: `timeouts.command` (5 minutes by default).
+    case command
+    /// The next piece of DATA or BDAT content: `timeouts.data_block` (3 minutes).
+    case data
+    /// Nothing: Signet itself is waiting (for the next hop or the signer pool) and the client for Signet.
+    case waitingForUs
+}
+
+/// Closes a client connection that has been silent longer than its phase allows, with a 421 first.
+///
+/// The timer is re-armed by every read; the session moves it between phases through `ClientTimer`.
+final class ClientTimeoutHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let commandTimeout: TimeAmount
+    private let dataTimeout: TimeAmount
+    private var phase = ClientPhase.command
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    init(commandSeconds: Int, dataSeconds: Int) {
+        self.commandTimeout = .seconds(Int64(commandSeconds))
+        self.dataTimeout = .seconds(Int64(dataSeconds))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { arm() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        arm()
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    /// Called on the event loop by `ClientTimer`.
+    func enter(_ phase: ClientPhase) {
+        guard phase != self.phase else { return }
+        self.phase = phase
+        arm()
+    }
+
+    private func arm() {
+        timer?.cancel()
+        timer = nil
+        guard let context else { return }
+        let timeout: TimeAmount
+        switch phase {
+        case .command: timeout = commandTimeout
+        case .data: timeout = dataTimeout
+        case .waitingForUs: return
+        }
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let seconds = timeout.nanoseconds / 1_000_000_000
+        timer = context.eventLoop.scheduleTask(in: timeout) {
+            let context = loopBoundContext.value
+            let reply = SMTPReply(
+                code: 421, EnhancedStatusCode(4, 4, 2), "no input for \(seconds) seconds, closing connection")
+            context.writeAndFlush(NIOAny(reply.encoded())).whenComplete { _ in
+                loopBoundContext.value.close(promise: nil)
+            }
+        }
+    }
+}
+
+/// The session's handle on its connection's `ClientTimeoutHandler`; hops to the event loop only on a change.
+struct ClientTimer: Sendable {
+    private let handler: NIOLoopBound<ClientTimeoutHandler>
+    private let eventLoop: any EventLoop
+    private let current: NIOLockedValueBox<ClientPhase>
+
+    init(handler: ClientTimeoutHandler, eventLoop: any EventLoop) {
+        self.handler = NIOLoopBound(handler, eventLoop: eventLoop)
+        self.eventLoop = eventLoop
+        self.current = NIOLockedValueBox(.command)
+    }
+
+    func enter(_ phase: ClientPhase) {
+        let changed = current.withLockedValue { value -> Bool in
+            defer { value = phase }
+            return value != phase
+        }
+        guard changed else { return }
+        eventLoop.execute { handler.value.enter(phase) }
+    }
+}
