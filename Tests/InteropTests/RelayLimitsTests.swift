@@ -399,3 +399,73 @@ final class SpoolWatcher: @unchecked Sendable {
         return lock.withLock { seen }
     }
 }
+
+extension RelayLimitsTests {
+    // MARK: Configured limits
+
+    @Test func sizeRecipientAndConnectionLimits() throws {
+        let setup = try H.Setup("e2e-limits")
+        defer { setup.remove() }
+        let (recorder, recorderPort, recorded) = try H.startRecorder(setup.dir)
+        defer { recorder.stop() }
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: recorderPort, keys: setup.keys,
+            environment: [
+                "SIGNET_LIMITS_MAX_MESSAGE_SIZE": "1MiB", "SIGNET_LIMITS_MAX_RECIPIENTS": "3", "SIGNET_LIMITS_MAX_CONNECTIONS": "4",
+            ])
+        defer { relay.stop() }
+        let client = try H.greetedClient(port)
+        let big = Mail.message(token: "too-big", exactSize: 1_048_576 + 1000)
+
+        // SIZE is advertised, and a declared size over it is refused at MAIL.
+        let ehlo = try client.command("EHLO client.example.com")
+        #expect(ehlo.lines.contains { $0.hasSuffix("SIZE 1048576") }, "\(ehlo)")
+        let declared = try client.command("MAIL FROM:<alice@example.com> SIZE=\(big.count)")
+        #expect(declared.code == 552, "SIZE over the limit: \(declared)")
+        // Undeclared, over DATA: read to the end, then 552; nothing goes on.
+        let overData = try H.sendWithData(client, big)
+        #expect(overData.code == 552, "DATA over the limit: \(overData)")
+        // Over BDAT: refused by the chunk that passes the limit, or at LAST.
+        let half = big.count / 2
+        let chunks = try client.pipeline(
+            Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nBDAT \(half)\r\n".utf8) + big[..<half]
+                + Array("BDAT \(big.count - half) LAST\r\n".utf8) + big[half...],
+            replies: 4)
+        #expect(chunks.map(\.code).prefix(3) == [250, 250, 250], "\(chunks)")
+        #expect(chunks.last?.code == 552, "BDAT over the limit: \(chunks)")
+        #expect(try client.command("RSET").code == 250)
+
+        // Recipients: the fourth of three is refused with 452 (RFC 5321 §4.5.3.1.10), the transaction goes on.
+        var replies = [try client.command("MAIL FROM:<alice@example.com>")]
+        for index in 1...4 { replies.append(try client.command("RCPT TO:<rcpt\(index)@example.org>")) }
+        #expect(replies.map(\.code) == [250, 250, 250, 250, 452], "\(replies)")
+        let small = Mail.message(token: "three-recipients", body: "Fits.\r\n")
+        let end = try client.pipeline(Array("DATA\r\n".utf8), replies: 1)
+        #expect(end.first?.code == 354)
+        let accepted = try client.pipeline(Mail.dotStuffed(small), replies: 1)
+        #expect(accepted.first?.code == 250, "\(accepted)")
+
+        // Connections: with 4 allowed and this one open, three more are served and the fifth gets 421 at once.
+        let others = try (0..<3).map { _ in try H.greetedClient(port) }
+        let fifth = try WireClient(port: port, timeout: 10)
+        let refused = try fifth.reply()
+        #expect(refused.code == 421, "fifth connection: \(refused)")
+        #expect(fifth.closedByPeer(within: 5), "the refused connection stayed open")
+        for other in others { #expect(try other.command("QUIT").code == 221) }
+        // Once they are gone, a new connection is served again.
+        let again = H.wait(seconds: 10) { (try? H.greetedClient(port)) != nil }
+        #expect(again, "no connection accepted after the others closed")
+        #expect(try client.command("QUIT").code == 221)
+
+        let arrived = try H.recorded(recorded)
+        #expect(arrived.count == 1, "\(arrived.count) messages arrived")
+        if let only = arrived.first {
+            let content = Data(try unstuffed(only))
+            H.expectSignedCopy(content, of: small, "message within the limits")
+        }
+        let commands = try String(contentsOf: recorded.appendingPathComponent("commands.log"), encoding: .utf8)
+        let rcpts = commands.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("RCPT") }
+        #expect(!rcpts.contains { $0.contains("rcpt4@") }, "the refused recipient went to the next hop:\n\(commands)")
+        #expect(commands.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("DATA") || $0.hasPrefix("BDAT") }.count == 1, "\(commands)")
+    }
+}
