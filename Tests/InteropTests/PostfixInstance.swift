@@ -86,7 +86,9 @@ final class PostfixInstance {
 
     /// Starts Postfix and waits (bounded) until smtpd accepts connections.
     func start() throws {
-        guard getuid() == 0 else { throw ToolError("a throwaway Postfix instance needs root (postfix start runs master as root)") }
+        guard getuid() == 0 else {
+            throw ToolError("a throwaway Postfix instance needs root (postfix start runs master as root)")
+        }
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/postfix") else {
             throw ToolError("/usr/sbin/postfix is missing: run `make deps` (scripts/install-deps.sh installs postfix)")
         }
@@ -124,6 +126,8 @@ final class PostfixInstance {
     /// The delivered messages' files, sorted by name.
     func delivered() throws -> [URL] {
         guard FileManager.default.fileExists(atPath: maildir.path) else { return [] }
-        return try FileManager.default.contentsOfDirectory(atPath: maildir.path).sorted().map { maildir.appendingPathComponent($0) }
+        return try FileManager.default.contentsOfDirectory(atPath: maildir.path).sorted().map {
+            maildir.appendingPathComponent($0)
+        }
     }
 }

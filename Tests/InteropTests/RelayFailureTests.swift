@@ -11,7 +11,8 @@ extension RelayLimitsTests {
         defer { setup.remove() }
         let (recorder, recorderPort, recorded) = try H.startRecorder(setup.dir)
         defer { recorder.stop() }
-        let (relay, port) = try RelayEndToEndTests.startSignet(setup.dir, nextHop: recorderPort, keys: setup.keys, logLevel: "debug")
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: recorderPort, keys: setup.keys, logLevel: "debug")
         defer { relay.stop() }
         let partial = Mail.message(token: "never-complete", body: Mail.body(bytes: 200_000, seed: 7))
 
@@ -20,14 +21,16 @@ extension RelayLimitsTests {
         let half = Array(Mail.dotStuffed(partial).prefix(partial.count / 2))
         for (how, abort) in [("DATA, close", false), ("DATA, reset", true)] {
             let client = try H.greetedClient(port)
-            let replies = try client.pipeline(Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
+            let replies = try client.pipeline(
+                Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
             #expect(replies.map(\.code) == [250, 250, 354], "\(how): \(replies)")
             try client.send(half)
             if abort { client.abort() } else { client.close() }
         }
         do {
             let client = try H.greetedClient(port)
-            try client.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nBDAT \(partial.count) LAST\r\n")
+            try client.send(
+                "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nBDAT \(partial.count) LAST\r\n")
             try client.send(Array(partial.prefix(partial.count / 2)))
             #expect(try client.replies(2).map(\.code) == [250, 250])
             client.close()
@@ -36,7 +39,8 @@ extension RelayLimitsTests {
             let client = try H.greetedClient(port)
             let first = Array(partial.prefix(partial.count / 2))
             let replies = try client.pipeline(
-                Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nBDAT \(first.count)\r\n".utf8) + first, replies: 3)
+                Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nBDAT \(first.count)\r\n".utf8)
+                    + first, replies: 3)
             #expect(replies.map(\.code) == [250, 250, 250], "BDAT, whole first chunk: \(replies)")
             client.close()
         }
@@ -87,8 +91,10 @@ extension RelayLimitsTests {
             let died = H.wait(seconds: 10) { !dying.process.isRunning }
             #expect(died, "\(how): the next hop did not die")
             #expect(try H.recorded(recorded).isEmpty, "\(how): the dying next hop stored a message")
-            let commands = (try? String(contentsOf: recorded.appendingPathComponent("commands.log"), encoding: .utf8)) ?? ""
-            #expect(commands.contains(chunking ? "BDAT " : "DATA"), "\(how): the relay never started sending: \(commands)")
+            let commands =
+                (try? String(contentsOf: recorded.appendingPathComponent("commands.log"), encoding: .utf8)) ?? ""
+            #expect(
+                commands.contains(chunking ? "BDAT " : "DATA"), "\(how): the relay never started sending: \(commands)")
             if reply.code == 421 {
                 #expect(client!.closedByPeer(within: 10), "421 must close the connection")
                 client = nil
@@ -121,14 +127,20 @@ extension RelayLimitsTests {
         let (relay, port) = try RelayEndToEndTests.startSignet(setup.dir, nextHop: recorderPort, keys: setup.keys)
         defer { relay.stop() }
         let client = try H.greetedClient(port)
-        func expectReply(_ line: String, _ code: Int, _ enhanced: String? = nil, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        func expectReply(
+            _ line: String, _ code: Int, _ enhanced: String? = nil, _ what: String,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
             let reply = try client.command(line)
             #expect(reply.code == code, "\(what): \(reply)", sourceLocation: sourceLocation)
-            if let enhanced { #expect(reply.text.contains(" \(enhanced) "), "\(what): \(reply)", sourceLocation: sourceLocation) }
+            if let enhanced {
+                #expect(reply.text.contains(" \(enhanced) "), "\(what): \(reply)", sourceLocation: sourceLocation)
+            }
         }
 
         // Overlong command lines (RFC 5321 §4.5.3.1.4: 512 octets with CRLF): 500 5.5.6, and the session goes on.
-        try expectReply("MAIL FROM:<" + String(repeating: "a", count: 600) + "@example.com>", 500, "5.5.6", "600-octet MAIL")
+        try expectReply(
+            "MAIL FROM:<" + String(repeating: "a", count: 600) + "@example.com>", 500, "5.5.6", "600-octet MAIL")
         try expectReply("NOOP " + String(repeating: "n", count: 100_000), 500, "5.5.6", "100 kB line")
         try expectReply("NOOP", 250, nil, "NOOP after long lines")
         // Exactly at the limit: 510 octets and CRLF is still a command.
@@ -160,11 +172,13 @@ extension RelayLimitsTests {
 
         // Message data with bare LF and bare CR, and attempts to end the message early with them (SMTP smuggling):
         // only CRLF.CRLF ends DATA, the text after a fake end is content, and the next hop sees CRLF everywhere.
-        let smuggle = "\n.\nMAIL FROM:<smuggled@evil.example>\nRCPT TO:<victim@example.org>\nDATA\nSubject: smuggled\n\nbad\n"
+        let smuggle =
+            "\n.\nMAIL FROM:<smuggled@evil.example>\nRCPT TO:<victim@example.org>\nDATA\nSubject: smuggled\n\nbad\n"
             + "\r\n.\nMAIL FROM:<smuggled2@evil.example>\r\n" + "\n.\r\nRSET\r\n" + "\r.\r\nNOOP\r\n"
         let bareLF = Array(
             ("From: Alice <alice@example.com>\nTo: bob@example.org\nSubject: relay test bare-lf\nDate: Sun, 29 Nov 2026 10:00:00 +0000\n"
-                + "Message-ID: <bare-lf@example.com>\n\nLine one\nLine two\r\nbare CR\rend" + smuggle + "Last line\r\n").utf8)
+                + "Message-ID: <bare-lf@example.com>\n\nLine one\nLine two\r\nbare CR\rend" + smuggle + "Last line\r\n")
+                .utf8)
         let bareLFReply = try H.sendWithData(client, bareLF)
         #expect(bareLFReply.code == 250, "bare LF message: \(bareLFReply)")
 
@@ -177,9 +191,11 @@ extension RelayLimitsTests {
         // Garbage right after the end of data, in the same write: the message is relayed, the garbage answered as
         // bad commands, the session goes on.
         let clean = Mail.message(token: "clean", body: "Clean message.\r\n")
-        let head = try client.pipeline(Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
+        let head = try client.pipeline(
+            Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
         #expect(head.map(\.code) == [250, 250, 354], "\(head)")
-        let tail = try client.pipeline(Mail.dotStuffed(clean) + Array("GARBAGE after the end\r\n".utf8) + [0xFF, 0xFE, 0x01, 13, 10], replies: 3)
+        let tail = try client.pipeline(
+            Mail.dotStuffed(clean) + Array("GARBAGE after the end\r\n".utf8) + [0xFF, 0xFE, 0x01, 13, 10], replies: 3)
         #expect(tail.first?.code == 250, "end of data: \(tail)")
         #expect(tail.dropFirst().allSatisfy { $0.code >= 500 && $0.code < 600 }, "two garbage lines: \(tail)")
         try expectReply("QUIT", 221, nil, "QUIT")
@@ -197,13 +213,20 @@ extension RelayLimitsTests {
             }
             // On the wire, every line ends in CRLF.
             let raw = [UInt8](content)
-            let bare = raw.indices.filter { (raw[$0] == 10 && ($0 == 0 || raw[$0 - 1] != 13)) || (raw[$0] == 13 && ($0 + 1 == raw.count || raw[$0 + 1] != 10)) }
+            let bare = raw.indices.filter {
+                (raw[$0] == 10 && ($0 == 0 || raw[$0 - 1] != 13))
+                    || (raw[$0] == 13 && ($0 + 1 == raw.count || raw[$0 + 1] != 10))
+            }
             #expect(bare.isEmpty, "bare CR or LF at \(bare.prefix(5)) on the wire")
         }
         let commands = try String(contentsOf: recorded.appendingPathComponent("commands.log"), encoding: .utf8)
-        #expect(!commands.contains("smuggled") && !commands.contains("victim"), "smuggled commands reached the next hop:\n\(commands)")
+        #expect(
+            !commands.contains("smuggled") && !commands.contains("victim"),
+            "smuggled commands reached the next hop:\n\(commands)")
         // Only the two complete, acceptable messages were sent on (the NUL one ended with RSET downstream).
-        let dataCommands = commands.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("DATA") || $0.hasPrefix("BDAT") }
+        let dataCommands = commands.split(whereSeparator: \.isNewline).filter {
+            $0.hasPrefix("DATA") || $0.hasPrefix("BDAT")
+        }
         #expect(dataCommands.count == 2, "message commands downstream:\n\(commands)")
         try H.expectVerified(contents, keys: setup.keys, in: setup.dir)
 
@@ -302,18 +325,23 @@ extension RelayLimitsTests {
             let (sink, port, dumps, relay) = try relayTo([], "client-stall")
             defer { sink.stop(); relay.stop() }
             let client = try H.greetedClient(port)
-            let head = try client.pipeline(Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
+            let head = try client.pipeline(
+                Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
             #expect(head.map(\.code) == [250, 250, 354], "\(head)")
             try client.send(Array(Mail.message(token: "stalled", body: "Half a mess").prefix(100)))
             let started = Date()
             let timeout = try client.reply()
             #expect(timeout.code == 421, "stalled client: \(timeout)")
-            #expect(Date().timeIntervalSince(started) < 6, "the 3 s data timeout took \(Date().timeIntervalSince(started)) s")
+            #expect(
+                Date().timeIntervalSince(started) < 6,
+                "the 3 s data timeout took \(Date().timeIntervalSince(started)) s")
             #expect(client.closedByPeer(within: 5), "the relay did not close the stalled connection")
             let next = try H.greetedClient(port)
             #expect(try H.sendWithData(next, Mail.message(token: "after-stall", body: "Next.\r\n")).code == 250)
             let arrived = try H.sinkMessages(dumps)
-            #expect(arrived.map { H.token(of: $0) } == ["after-stall"], "arrived: \(arrived.map { H.token(of: $0) ?? "?" })")
+            #expect(
+                arrived.map { H.token(of: $0) } == ["after-stall"], "arrived: \(arrived.map { H.token(of: $0) ?? "?" })"
+            )
         }
     }
 }

@@ -47,7 +47,9 @@ enum RelayHarness {
         var index = 0
         func lineEnd(_ from: Int) -> Int { (bytes[from...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count - 1) + 1 }
         func starts(_ prefix: String) -> Bool { bytes[index...].starts(with: prefix.utf8) }
-        while index < bytes.count && (starts("X-Client-") || starts("X-Helo-") || starts("X-Mail-") || starts("X-Rcpt-")) {
+        while index < bytes.count
+            && (starts("X-Client-") || starts("X-Helo-") || starts("X-Mail-") || starts("X-Rcpt-"))
+        {
             index = lineEnd(index)
         }
         if starts("Received:") {
@@ -84,7 +86,8 @@ enum RelayHarness {
         func starts(_ prefix: String) -> Bool { bytes[index...].starts(with: prefix.utf8) }
         var received = false
         while index < bytes.count
-            && (starts("Return-Path:") || starts("X-Original-To:") || starts("Delivered-To:") || (!received && starts("Received:")))
+            && (starts("Return-Path:") || starts("X-Original-To:") || starts("Delivered-To:")
+                || (!received && starts("Received:")))
         {
             if starts("Received:") { received = true }
             index = lineEnd(index)
@@ -124,18 +127,29 @@ enum RelayHarness {
 
     /// Expects `arrived` to be the two signatures (rsa-sha256 then ed25519-sha256, d=example.com) followed by
     /// exactly `sent` (as normalized by the relay).
-    static func expectSignedCopy(_ arrived: Data, of sent: [UInt8], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectSignedCopy(
+        _ arrived: Data, of sent: [UInt8], _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let (signatures, rest) = Mail.splitSignatures(arrived)
-        #expect(signatures.count == 2, "\(what): \(signatures.count) DKIM-Signature fields in front", sourceLocation: sourceLocation)
-        #expect(signatures.first?.contains("a=rsa-sha256") == true, "\(what): \(signatures)", sourceLocation: sourceLocation)
-        #expect(signatures.last?.contains("a=ed25519-sha256") == true, "\(what): \(signatures)", sourceLocation: sourceLocation)
-        #expect(signatures.allSatisfy { $0.contains("d=example.com") }, "\(what): \(signatures)", sourceLocation: sourceLocation)
+        #expect(
+            signatures.count == 2, "\(what): \(signatures.count) DKIM-Signature fields in front",
+            sourceLocation: sourceLocation)
+        #expect(
+            signatures.first?.contains("a=rsa-sha256") == true, "\(what): \(signatures)", sourceLocation: sourceLocation
+        )
+        #expect(
+            signatures.last?.contains("a=ed25519-sha256") == true, "\(what): \(signatures)",
+            sourceLocation: sourceLocation)
+        #expect(
+            signatures.allSatisfy { $0.contains("d=example.com") }, "\(what): \(signatures)",
+            sourceLocation: sourceLocation)
         let expected = Data(normalized(sent))
         if rest != expected {
             let prefix = zip(rest, expected).prefix { $0 == $1 }.count
             let arrivedText = String(decoding: rest.dropFirst(prefix).prefix(60), as: UTF8.self).debugDescription
             let expectedText = String(decoding: expected.dropFirst(prefix).prefix(60), as: UTF8.self).debugDescription
-            let text = "\(what): \(rest.count) bytes arrived after the signatures, \(expected.count) expected; "
+            let text =
+                "\(what): \(rest.count) bytes arrived after the signatures, \(expected.count) expected; "
                 + "first difference at \(prefix): arrived \(arrivedText), expected \(expectedText)"
             Issue.record(Comment(rawValue: text), sourceLocation: sourceLocation)
         }
@@ -145,7 +159,8 @@ enum RelayHarness {
 
     /// Writes the messages to files and expects every signature to pass dkimpy (rsa and ed) and Mail::DKIM (rsa).
     static func expectVerified(
-        _ messages: [Data], keys: RelayEndToEndTests.Keys, in dir: URL, verifiers: Set<Verifier> = [.dkimpy, .mailDKIM],
+        _ messages: [Data], keys: RelayEndToEndTests.Keys, in dir: URL,
+        verifiers: Set<Verifier> = [.dkimpy, .mailDKIM],
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
         let folder = dir.appendingPathComponent("verify-\(UUID().uuidString)")
@@ -167,14 +182,21 @@ enum RelayHarness {
             var results: [VerifierResult] = []
             for start in stride(from: 0, to: files.count, by: 100) {
                 let batch = Array(files[start..<min(start + 100, files.count)])
-                let output = try Tools.run(executable, [Tools.interopScripts.appendingPathComponent(script).path, keys.keyFile] + batch)
-                #expect(output.status == 0, "\(verifier) exited with \(output.status): \(output.stderr)", sourceLocation: sourceLocation)
+                let output = try Tools.run(
+                    executable, [Tools.interopScripts.appendingPathComponent(script).path, keys.keyFile] + batch)
+                #expect(
+                    output.status == 0, "\(verifier) exited with \(output.status): \(output.stderr)",
+                    sourceLocation: sourceLocation)
                 results += VerifierResult.parse(output.text)
             }
             for file in files {
                 for selector in selectors {
-                    let mine = results.filter { $0.file == file && $0.selector == selector && $0.domain == "example.com" }
-                    #expect(mine.map(\.result) == ["pass"], "\(verifier) \(file) s=\(selector): \(mine)", sourceLocation: sourceLocation)
+                    let mine = results.filter {
+                        $0.file == file && $0.selector == selector && $0.domain == "example.com"
+                    }
+                    #expect(
+                        mine.map(\.result) == ["pass"], "\(verifier) \(file) s=\(selector): \(mine)",
+                        sourceLocation: sourceLocation)
                 }
             }
         }
@@ -203,7 +225,9 @@ enum RelayHarness {
     /// The messages the recorder stored, in arrival order, as the bytes on the wire.
     static func recorded(_ out: URL) throws -> [Data] {
         let names = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasSuffix(".raw") }
-        let numbered = names.compactMap { name in Int(name.dropFirst("message-".count).dropLast(".raw".count)).map { ($0, name) } }
+        let numbered = names.compactMap { name in
+            Int(name.dropFirst("message-".count).dropLast(".raw".count)).map { ($0, name) }
+        }
         return try numbered.sorted { $0.0 < $1.0 }.map { try Data(contentsOf: out.appendingPathComponent($0.1)) }
     }
 
@@ -218,7 +242,9 @@ enum RelayHarness {
     }
 
     /// Sends one whole transaction over DATA; returns the reply to the end of data.
-    static func sendWithData(_ client: WireClient, _ message: [UInt8], from: String = "alice@example.com", to: String = "bob@example.org")
+    static func sendWithData(
+        _ client: WireClient, _ message: [UInt8], from: String = "alice@example.com", to: String = "bob@example.org"
+    )
         throws -> WireClient.Reply
     {
         let replies = try client.pipeline(Array("MAIL FROM:<\(from)>\r\nRCPT TO:<\(to)>\r\nDATA\r\n".utf8), replies: 3)

@@ -21,23 +21,29 @@ struct RelayLimitsTests {
         defer { relay.stop() }
 
         // swaks over DATA, with the message from a file so the bytes sent are known.
-        let swaksMessage = Mail.message(token: "swaks", body: "Hello through Signet and Postfix.\r\n\r\n-- \r\nAlice\r\n")
+        let swaksMessage = Mail.message(
+            token: "swaks", body: "Hello through Signet and Postfix.\r\n\r\n-- \r\nAlice\r\n")
         let swaksFile = setup.dir.appendingPathComponent("swaks.eml")
         // swaks writes CRLF.CRLF after the data itself, so the file leaves out the final CRLF.
         try Data(swaksMessage.dropLast(2)).write(to: swaksFile)
         let swaks = try Tools.run(
             "/usr/bin/swaks",
-            ["--server", "127.0.0.1", "--port", "\(port)", "--from", "alice@example.com", "--to", "bob@example.org",
-             "--data", swaksFile.path],
+            [
+                "--server", "127.0.0.1", "--port", "\(port)", "--from", "alice@example.com", "--to", "bob@example.org",
+                "--data", swaksFile.path,
+            ],
             timeout: 60)
         #expect(swaks.status == 0, "swaks: \(swaks.text)")
 
         // A BDAT message with 8-bit text, lines starting with "." and a long body: Postfix takes BDAT (CHUNKING),
         // so the relay sends it on as BDAT too.
-        let bdatMessage = Mail.message(token: "bdat", body: "Grüße, naïve café — ünïcödé.\r\n" + Mail.body(bytes: 300_000, seed: 1))
+        let bdatMessage = Mail.message(
+            token: "bdat", body: "Grüße, naïve café — ünïcödé.\r\n" + Mail.body(bytes: 300_000, seed: 1))
         let client = try H.greetedClient(port)
         let bdatReplies = try client.pipeline(
-            Array("MAIL FROM:<alice@example.com> BODY=8BITMIME\r\nRCPT TO:<bob@example.org>\r\nBDAT \(bdatMessage.count) LAST\r\n".utf8)
+            Array(
+                "MAIL FROM:<alice@example.com> BODY=8BITMIME\r\nRCPT TO:<bob@example.org>\r\nBDAT \(bdatMessage.count) LAST\r\n"
+                    .utf8)
                 + bdatMessage,
             replies: 3)
         #expect(bdatReplies.map(\.code) == [250, 250, 250], "\(bdatReplies)")
@@ -57,7 +63,9 @@ struct RelayLimitsTests {
         }
         #expect(allDelivered, "Postfix did not deliver \(queued) in 30 s:\n\(postfix.log)")
         for id in queued {
-            let deliveries = postfix.log.components(separatedBy: "\n").filter { $0.contains("\(id): to=<") && $0.contains("status=sent") }
+            let deliveries = postfix.log.components(separatedBy: "\n").filter {
+                $0.contains("\(id): to=<") && $0.contains("status=sent")
+            }
             #expect(deliveries.count == 1, "\(id): \(deliveries)")
         }
 
@@ -94,7 +102,10 @@ struct RelayLimitsTests {
         let sizeCycle = [1, 2, 3, 511, 512, 513, 4095, 65536, 1_048_576]
         let messages: [(token: String, bytes: [UInt8], chunks: [Int])] = [
             ("one-byte-chunks", Mail.message(token: "one-byte-chunks", body: "Short.\r\n" + dots), []),
-            ("cycle", Mail.message(token: "cycle", body: dots + Mail.body(bytes: 3_200_000, seed: 3) + dots), sizeCycle),
+            (
+                "cycle", Mail.message(token: "cycle", body: dots + Mail.body(bytes: 3_200_000, seed: 3) + dots),
+                sizeCycle
+            ),
             ("one-mebibyte", Mail.message(token: "one-mebibyte", exactSize: 1_048_576, seed: 4), [1_048_576]),
             // BDAT may end without CRLF; the relay completes the line before hashing.
             ("no-final-crlf", Mail.message(token: "no-final-crlf", body: "No line end at the end"), [7]),
@@ -119,7 +130,9 @@ struct RelayLimitsTests {
             let replies = try client.pipeline(payload, replies: 2 + chunks.count)
             #expect(replies[0].code == 250 && replies[1].code == 250, "\(token): \(replies.prefix(2))")
             let chunkReplies = replies.dropFirst(2)
-            #expect(chunkReplies.dropLast().allSatisfy { $0.code == 250 }, "\(token): \(chunkReplies.filter { $0.code != 250 }.prefix(3))")
+            #expect(
+                chunkReplies.dropLast().allSatisfy { $0.code == 250 },
+                "\(token): \(chunkReplies.filter { $0.code != 250 }.prefix(3))")
             #expect(chunkReplies.last?.code == 250, "\(token): end of data \(chunkReplies.last.map { "\($0)" } ?? "-")")
             expected[token] = token == "no-final-crlf" ? message + [13, 10] : message
             print("BDAT \(token): \(message.count) bytes in \(chunks.count) chunks")
@@ -166,7 +179,8 @@ struct RelayLimitsTests {
         let stuffed = Mail.dotStuffed(message)
         let started = Date()
         let replies = try client.pipeline(
-            Array("MAIL FROM:<alice@example.com> SIZE=\(size)\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
+            Array("MAIL FROM:<alice@example.com> SIZE=\(size)\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8),
+            replies: 3)
         #expect(replies.map(\.code) == [250, 250, 354], "\(replies)")
         // While the message goes through, look for the spool file among signet's descriptors: it must exist,
         // be unlinked already and readable by its owner only.
@@ -177,7 +191,8 @@ struct RelayLimitsTests {
         #expect(!spoolFiles.isEmpty, "no spool file was seen among signet's open files")
         for file in spoolFiles {
             #expect(file.target.hasSuffix("(deleted)"), "spool file not unlinked: \(file.target)")
-            #expect(file.mode & 0o777 == 0o600, "spool file mode \(String(file.mode & 0o777, radix: 8)): \(file.target)")
+            #expect(
+                file.mode & 0o777 == 0o600, "spool file mode \(String(file.mode & 0o777, radix: 8)): \(file.target)")
         }
         #expect(end.code == 250, "end of data: \(end)\n\(relay.output.suffix(2000))")
         let after = try H.memory(of: pid)
@@ -213,7 +228,9 @@ struct RelayLimitsTests {
             limit.rlim_cur = min(limit.rlim_max, 4096)
             setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
-        try #require(limit.rlim_cur >= 4096, "ulimit -n is \(limit.rlim_cur) (hard \(limit.rlim_max)); 500 connections need 4096")
+        try #require(
+            limit.rlim_cur >= 4096, "ulimit -n is \(limit.rlim_cur) (hard \(limit.rlim_max)); 500 connections need 4096"
+        )
 
         let setup = try H.Setup("e2e-500")
         defer { setup.remove() }
@@ -268,22 +285,31 @@ struct RelayLimitsTests {
         for _ in 0..<connections { go.signal() }
         let finished = done.wait(timeout: .now() + 120) == .success
         let seconds = Date().timeIntervalSince(started)
-        #expect(everyoneIn, "only \(results.lock.withLock { results.greeted }) of \(connections) connections were greeted within 60 s")
+        #expect(
+            everyoneIn,
+            "only \(results.lock.withLock { results.greeted }) of \(connections) connections were greeted within 60 s")
         #expect(finished, "the clients did not finish within 120 s")
         let failures = results.lock.withLock { results.outcomes.filter { $0.value != "ok" } }
         let succeeded = results.lock.withLock { results.outcomes.filter { $0.value == "ok" }.count }
-        #expect(succeeded == connections, "\(failures.count) failed, e.g. \(failures.prefix(5))\n\(relay.output.suffix(2000))")
-        print("500 connections: all greeted after \(String(format: "%.1f", greetedAt)) s, all done after \(String(format: "%.1f", seconds)) s")
+        #expect(
+            succeeded == connections,
+            "\(failures.count) failed, e.g. \(failures.prefix(5))\n\(relay.output.suffix(2000))")
+        print(
+            "500 connections: all greeted after \(String(format: "%.1f", greetedAt)) s, all done after \(String(format: "%.1f", seconds)) s"
+        )
 
         let arrived = try H.sinkMessages(dumps)
         var seen: [String: Int] = [:]
         for message in arrived { seen[H.token(of: message) ?? "?", default: 0] += 1 }
         #expect(arrived.count == connections, "\(arrived.count) messages arrived")
-        #expect(Set(seen.keys) == Set((0..<connections).map { "conn-\($0)" }), "missing: \(Set((0..<connections).map { "conn-\($0)" }).subtracting(seen.keys).sorted().prefix(10))")
+        #expect(
+            Set(seen.keys) == Set((0..<connections).map { "conn-\($0)" }),
+            "missing: \(Set((0..<connections).map { "conn-\($0)" }).subtracting(seen.keys).sorted().prefix(10))")
         #expect(seen.values.allSatisfy { $0 == 1 }, "twice: \(seen.filter { $0.value > 1 })")
         for message in arrived {
             guard let token = H.token(of: message), let index = Int(token.dropFirst("conn-".count)) else { continue }
-            H.expectSignedCopy(message, of: Mail.message(token: token, body: "Message \(index) of \(connections).\r\n"), token)
+            H.expectSignedCopy(
+                message, of: Mail.message(token: token, body: "Message \(index) of \(connections).\r\n"), token)
         }
         try H.expectVerified(arrived, keys: setup.keys, in: setup.dir)
         #expect(relay.process.isRunning, "signet exited: \(relay.output.suffix(2000))")
@@ -308,13 +334,17 @@ struct RelayLimitsTests {
             let token = "burst-\(index)"
             let message = Mail.message(token: token, body: Mail.body(bytes: 200 + index * 37, seed: index))
             expected[token] = message
-            burst += Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob\(index)@example.org>\r\nBDAT \(message.count) LAST\r\n".utf8)
+            burst += Array(
+                "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob\(index)@example.org>\r\nBDAT \(message.count) LAST\r\n"
+                    .utf8)
             burst += message
         }
         burst += Array("QUIT\r\n".utf8)
         let burstReplies = try bursty.pipeline(burst, replies: bdatCount * 3 + 1)
         let burstCodes = burstReplies.map(\.code)
-        #expect(burstCodes == Array(repeating: [250, 250, 250], count: bdatCount).flatMap { $0 } + [221], "\(burstReplies.filter { $0.code != 250 }.prefix(5))")
+        #expect(
+            burstCodes == Array(repeating: [250, 250, 250], count: bdatCount).flatMap { $0 } + [221],
+            "\(burstReplies.filter { $0.code != 250 }.prefix(5))")
         #expect(bursty.closedByPeer(within: 10), "the relay did not close after QUIT")
 
         // 100 transactions over DATA as RFC 2920 allows: MAIL, RCPT and DATA in one group, then the message, its
@@ -331,17 +361,23 @@ struct RelayLimitsTests {
             expected[token] = message
             pending = Mail.dotStuffed(message)
             let last = index == dataCount - 1
-            pending += Array((last ? "QUIT\r\n" : "MAIL FROM:<alice@example.com>\r\nRCPT TO:<carol@example.org>\r\nDATA\r\n").utf8)
+            pending += Array(
+                (last ? "QUIT\r\n" : "MAIL FROM:<alice@example.com>\r\nRCPT TO:<carol@example.org>\r\nDATA\r\n").utf8)
             replies = try grouped.pipeline(pending, replies: last ? 2 : 4)
             dataCodes += replies.map(\.code)
         }
-        #expect(dataCodes == Array(repeating: [250, 250, 250, 354], count: dataCount - 1).flatMap { $0 } + [250, 221], "\(dataCodes.prefix(12))")
+        #expect(
+            dataCodes == Array(repeating: [250, 250, 250, 354], count: dataCount - 1).flatMap { $0 } + [250, 221],
+            "\(dataCodes.prefix(12))")
 
         // smtp-source keeps one connection for 100 messages (-d), one transaction after the other.
         let source = try Tools.run(
             "/usr/sbin/smtp-source",
-            ["-d", "-s", "1", "-m", "100", "-N", "-l", "2000", "-f", "bulk@example.com", "-t", "rcpt@example.org", "-S", "relay test smtp-source",
-             "127.0.0.1:\(port)"],
+            [
+                "-d", "-s", "1", "-m", "100", "-N", "-l", "2000", "-f", "bulk@example.com", "-t", "rcpt@example.org",
+                "-S", "relay test smtp-source",
+                "127.0.0.1:\(port)",
+            ],
             timeout: 120)
         #expect(source.status == 0, "smtp-source: \(source.stderr)")
 
@@ -354,8 +390,12 @@ struct RelayLimitsTests {
             if let sent = expected[token] { H.expectSignedCopy(message, of: sent, token) }
         }
         #expect(seen["smtp-source"] == 100, "smtp-source messages: \(seen["smtp-source"] ?? 0)")
-        #expect(Set(seen.keys) == Set(expected.keys).union(["smtp-source"]), "missing: \(Set(expected.keys).subtracting(seen.keys).sorted().prefix(10))")
-        #expect(seen.filter { $0.key != "smtp-source" }.values.allSatisfy { $0 == 1 }, "twice: \(seen.filter { $0.key != "smtp-source" && $0.value > 1 })")
+        #expect(
+            Set(seen.keys) == Set(expected.keys).union(["smtp-source"]),
+            "missing: \(Set(expected.keys).subtracting(seen.keys).sorted().prefix(10))")
+        #expect(
+            seen.filter { $0.key != "smtp-source" }.values.allSatisfy { $0 == 1 },
+            "twice: \(seen.filter { $0.key != "smtp-source" && $0.value > 1 })")
         try H.expectVerified(arrived, keys: setup.keys, in: setup.dir)
     }
 }
@@ -411,7 +451,8 @@ extension RelayLimitsTests {
         let (relay, port) = try RelayEndToEndTests.startSignet(
             setup.dir, nextHop: recorderPort, keys: setup.keys,
             environment: [
-                "SIGNET_LIMITS_MAX_MESSAGE_SIZE": "1MiB", "SIGNET_LIMITS_MAX_RECIPIENTS": "3", "SIGNET_LIMITS_MAX_CONNECTIONS": "4",
+                "SIGNET_LIMITS_MAX_MESSAGE_SIZE": "1MiB", "SIGNET_LIMITS_MAX_RECIPIENTS": "3",
+                "SIGNET_LIMITS_MAX_CONNECTIONS": "4",
             ])
         defer { relay.stop() }
         let client = try H.greetedClient(port)
@@ -466,6 +507,8 @@ extension RelayLimitsTests {
         let commands = try String(contentsOf: recorded.appendingPathComponent("commands.log"), encoding: .utf8)
         let rcpts = commands.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("RCPT") }
         #expect(!rcpts.contains { $0.contains("rcpt4@") }, "the refused recipient went to the next hop:\n\(commands)")
-        #expect(commands.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("DATA") || $0.hasPrefix("BDAT") }.count == 1, "\(commands)")
+        #expect(
+            commands.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("DATA") || $0.hasPrefix("BDAT") }.count
+                == 1, "\(commands)")
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An SMTP client on a plain blocking socket, for what swaks and smtp-source cannot send: BDAT, deep
@@ -35,7 +35,9 @@ final class WireClient: @unchecked Sendable {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard result == 0 else {
             let error = errno
@@ -62,7 +64,9 @@ final class WireClient: @unchecked Sendable {
     func send(_ bytes: [UInt8]) throws {
         var done = 0
         while done < bytes.count {
-            let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            let sent = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+            }
             if sent < 0 {
                 if errno == EINTR { continue }
                 throw ToolError("send failed after \(done) of \(bytes.count) bytes: errno \(errno)")
@@ -112,7 +116,9 @@ final class WireClient: @unchecked Sendable {
         } catch {
             readError = error
         }
-        if writer.wait(timeout: .now() + 120) == .timedOut { throw ToolError("the pipelined write did not finish in 120 s") }
+        if writer.wait(timeout: .now() + 120) == .timedOut {
+            throw ToolError("the pipelined write did not finish in 120 s")
+        }
         if let writeError { throw ToolError("\(writeError); replies so far: \(result)") }
         if let readError { throw ToolError("\(readError); replies so far: \(result)") }
         return result
@@ -143,7 +149,9 @@ final class WireClient: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: 16384)
             let count = recv(fd, &buffer, buffer.count, 0)
             if count == 0 {
-                throw ToolError("the server closed the connection (pending: \(String(decoding: inbox, as: UTF8.self).debugDescription))")
+                throw ToolError(
+                    "the server closed the connection (pending: \(String(decoding: inbox, as: UTF8.self).debugDescription))"
+                )
             }
             if count < 0 {
                 if errno == EINTR { continue }
@@ -232,7 +240,10 @@ enum Mail {
             // The field runs until a CRLF that is not followed by folding white space.
             while let lf = arrived[end...].firstIndex(of: UInt8(ascii: "\n")) {
                 end = lf + 1
-                if end >= arrived.endIndex || (arrived[end] != UInt8(ascii: " ") && arrived[end] != UInt8(ascii: "\t")) { break }
+                if end >= arrived.endIndex || (arrived[end] != UInt8(ascii: " ") && arrived[end] != UInt8(ascii: "\t"))
+                {
+                    break
+                }
             }
             signatures.append(String(decoding: arrived[index..<end], as: UTF8.self))
             index = end
