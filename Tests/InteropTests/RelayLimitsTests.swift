@@ -17,7 +17,10 @@ struct RelayLimitsTests {
         let postfix = try PostfixInstance(try setup.subdirectory("postfix"))
         defer { postfix.stop() }
         try postfix.start()
-        let (relay, port) = try RelayEndToEndTests.startSignet(setup.dir, nextHop: postfix.port, keys: setup.keys)
+        // A 128 KiB spool threshold: the 300 kB message below goes through the spool file and out as BDAT.
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: postfix.port, keys: setup.keys, environment: ["SIGNET_LIMITS_SPOOL_THRESHOLD": "128KiB"]
+        )
         defer { relay.stop() }
 
         // swaks over DATA, with the message from a file so the bytes sent are known.
@@ -36,7 +39,7 @@ struct RelayLimitsTests {
         #expect(swaks.status == 0, "swaks: \(swaks.text)")
 
         // A BDAT message with 8-bit text, lines starting with "." and a long body: Postfix takes BDAT (CHUNKING),
-        // so the relay sends it on as BDAT too.
+        // so the relay sends it on as BDAT too, read back from its spool file.
         let bdatMessage = Mail.message(
             token: "bdat", body: "Grüße, naïve café — ünïcödé.\r\n" + Mail.body(bytes: 300_000, seed: 1))
         let client = try H.greetedClient(port)
@@ -69,6 +72,8 @@ struct RelayLimitsTests {
             #expect(deliveries.count == 1, "\(id): \(deliveries)")
         }
 
+        // Postfix logs its per-session command counts: the relay spoke BDAT to it, not DATA.
+        #expect(postfix.log.contains(" bdat=") && !postfix.log.contains(" data="), "\(postfix.log)")
         let files = try postfix.delivered()
         #expect(files.count == 3, "\(files.count) messages in the Maildir")
         var arrived: [Data] = []
