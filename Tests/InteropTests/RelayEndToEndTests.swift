@@ -194,7 +194,7 @@ struct RelayEndToEndTests {
         #expect(plain.status == 0, "swaks: \(plain.text)\n\(relay.output)")
         let piped = try Self.swaks(port, ["--pipeline"])
         #expect(piped.status == 0, "swaks --pipeline: \(piped.text)")
-        // smtp-source: 5 sessions, 40 messages, pipelined, 2 recipients each.
+        // smtp-source: 5 sessions, 40 messages, 2 recipients each (smtp-source never pipelines; RelayLimitsTests does).
         let source = try Tools.run(
             "/usr/sbin/smtp-source",
             ["-s", "5", "-m", "40", "-r", "2", "-l", "3000", "-f", "bulk@example.com", "-t", "rcpt@example.org",
