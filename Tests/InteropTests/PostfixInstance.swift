@@ -11,7 +11,8 @@ final class PostfixInstance {
     private var config: URL { root.appendingPathComponent("conf") }
     private var started = false
 
-    init(_ root: URL) throws {
+    /// `extraMain` is appended to main.cf (TLS files, XCLIENT/XFORWARD authorization, ...).
+    init(_ root: URL, extraMain: String = "") throws {
         self.root = root
         self.port = RelayEndToEndTests.freePort()
         let fm = FileManager.default
@@ -52,6 +53,7 @@ final class PostfixInstance {
             # No header rewriting: Postfix must not add or change fields the signature covers.
             local_header_rewrite_clients =
             biff = no
+            \(extraMain)
 
             """
         // chroot off: the sandbox has no /var/spool/postfix copy of the libraries a chroot needs.
@@ -78,6 +80,7 @@ final class PostfixInstance {
             anvil     unix  - - n - 1 anvil
             scache    unix  - - n - 1 scache
             postlog   unix-dgram n - n - 1 postlogd
+            tlsmgr    unix  - - n 1000? 1 tlsmgr
 
             """
         try main.write(to: config.appendingPathComponent("main.cf"), atomically: true, encoding: .utf8)

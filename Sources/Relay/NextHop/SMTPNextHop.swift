@@ -297,7 +297,9 @@ final class SMTPNextHopSession: NextHopSession {
                 state.withLockedValue { $0.identified = client }
                 return nil
             }
-            let capabilities = try await connection.greet(as: hostname, timeout: timeouts.nextHopCommand)
+            // Postfix takes the HELO name from the EHLO that follows XCLIENT, so that EHLO speaks for the client.
+            let capabilities = try await connection.greet(
+                as: client.helo ?? hostname, timeout: timeouts.nextHopCommand)
             state.withLockedValue {
                 $0.capabilities = capabilities
                 $0.identified = client
