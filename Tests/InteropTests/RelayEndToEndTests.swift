@@ -12,10 +12,14 @@ struct RelayEndToEndTests {
         let log: URL
         /// SIGKILL at once instead of SIGTERM first, like smtp-sink: for programs with nothing to finish.
         var killAtOnce = false
-        init(_ executable: String, _ arguments: [String], log: URL, environment: [String: String] = [:]) throws {
+        init(
+            _ executable: String, _ arguments: [String], log: URL, environment: [String: String] = [:],
+            directory: URL? = nil
+        ) throws {
             process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
+            if let directory { process.currentDirectoryURL = directory }
             // SIGNET_BIN (how the tests find signet) would be an unknown configuration key to `signet run`.
             process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SIGNET_") }
                 .merging(environment) { $1 }
