@@ -23,6 +23,7 @@ struct InboundSession {
     let context: RelayContext
     let peer: String
     private let timer: ClientTimer
+    private let drain: SessionDrain
     /// Who the client is, for XCLIENT/XFORWARD to the next hop; a trusted client may restate it.
     private var identity: ClientIdentity
 
@@ -35,7 +36,9 @@ struct InboundSession {
     private var assembler: MessageAssembler?
     private var messageProblem: SMTPReply?
     private var chunkRefusal: SMTPReply?
-    private var transactionOpen = false
+    private var transactionOpen = false {
+        didSet { if !transactionOpen { drain.leaveTransaction() } }
+    }
     var logger: Logger
 
     /// Attribute names Signet accepts from a client in `xclient_networks` (those Postfix sends).
@@ -44,12 +47,13 @@ struct InboundSession {
 
     /// `channel` is needed for STARTTLS; `trusted`: the client is in `client_networks`.
     init(
-        context: RelayContext, peer: SocketAddress?, timer: ClientTimer, channel: (any Channel)? = nil,
-        trusted: Bool = true
+        context: RelayContext, peer: SocketAddress?, timer: ClientTimer, drain: SessionDrain = SessionDrain(),
+        channel: (any Channel)? = nil, trusted: Bool = true
     ) {
         self.context = context
         self.peer = peer?.description ?? "?"
         self.timer = timer
+        self.drain = drain
         self.identity = ClientIdentity(peer: peer)
         self.framer = SMTPServerFramer()
         var capabilities = SMTPCapabilities()
@@ -94,6 +98,10 @@ struct InboundSession {
         reading: while true {
             while let frame = framer.next(from: &pending) {
                 guard try await handle(frame, replies) else { break reading }
+            }
+            if drain.shouldClose {
+                try await replies.send(SessionDrain.reply(context.configuration.hostname))
+                break
             }
             try await replies.flush()
             switch framer.mode {
@@ -243,6 +251,12 @@ struct InboundSession {
 
     private mutating func forwardMail(from: String, parameters: [SMTPParameter]) async -> SMTPReply {
         timer.enter(.waitingForUs)
+        // A shutdown lets transactions in flight finish but starts no new one.
+        guard drain.enterTransaction() else {
+            session.mailResult(accepted: false)
+            return SessionDrain.reply(context.configuration.hostname)
+        }
+        defer { if !transactionOpen { drain.leaveTransaction() } }
         if let current = downstream, !current.isUsable {
             await current.quit()
             downstream = nil

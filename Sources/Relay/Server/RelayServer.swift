@@ -15,7 +15,7 @@ public final class RelayServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let signerPool: SignerPool
     private let logger: Logger
-    private let active = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let active = NIOLockedValueBox<[ObjectIdentifier: (channel: any Channel, drain: SessionDrain)]>([:])
     private let boundAddresses = NIOLockedValueBox<[SocketAddress]>([])
     private let readyPromise: NIOLockedValueBox<[CheckedContinuation<[SocketAddress], Never>]> = NIOLockedValueBox([])
 
@@ -156,9 +156,16 @@ public final class RelayServer: Service, Sendable {
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new connections, finishing transactions in flight")
             for listener in listening { listener.channel.close(promise: nil) }
+            let hostname = self.configuration.hostname
+            for (channel, drain) in self.active.withLockedValue({ Array($0.values) }) where drain.drain() {
+                // Idle between transactions (or never started one): nothing to finish.
+                channel.writeAndFlush(SessionDrain.reply(hostname).encoded()).whenComplete { _ in
+                    channel.close(promise: nil)
+                }
+            }
             let grace = self.configuration.timeouts.shutdownGrace
             self.group.next().scheduleTask(in: .seconds(Int64(grace))) {
-                for channel in self.active.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
+                for (channel, _) in self.active.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
             }
         }
         try await signerPool.shutdown()
@@ -184,8 +191,9 @@ public final class RelayServer: Service, Sendable {
         let context = current.withLockedValue { $0 }
         let configuration = context.configuration
         let id = ObjectIdentifier(channel)
+        let drain = SessionDrain()
         let count = active.withLockedValue { channels -> Int in
-            channels[id] = channel
+            channels[id] = (channel, drain)
             return channels.count
         }
         defer { _ = active.withLockedValue { $0.removeValue(forKey: id) } }
@@ -218,7 +226,8 @@ public final class RelayServer: Service, Sendable {
         } catch {
             return  // the connection closed before its session began
         }
-        var session = InboundSession(context: context, peer: peer, timer: timer, channel: channel, trusted: trusted)
+        var session = InboundSession(
+            context: context, peer: peer, timer: timer, drain: drain, channel: channel, trusted: trusted)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await session.run(inbound: inbound, outbound: outbound)
