@@ -91,7 +91,7 @@ public enum ConfigurationLoader {
     private static let schema: [String: Schema] = [
         "listen": .list, "hostname": .scalar, "next_hop": .scalar, "state_directory": .scalar,
         "capture_directory": .scalar, "client_networks": .list, "forward_client_identity": .scalar,
-        "xclient_networks": .list,
+        "xclient_networks": .list, "metrics_listen": .scalar,
         "limits": .map([
             "max_connections": .scalar, "max_message_size": .scalar, "max_recipients": .scalar,
             "spool_threshold": .scalar,
@@ -146,6 +146,9 @@ public enum ConfigurationLoader {
             if let node = top["hostname"], let value = string(node, "hostname") { configuration.hostname = value }
             if let node = top["next_hop"], let value = string(node, "next_hop") {
                 configuration.nextHop = value.isEmpty ? nil : hostPort(value, "next_hop")
+            }
+            if let node = top["metrics_listen"], let value = string(node, "metrics_listen") {
+                configuration.metricsListen = value.isEmpty ? nil : hostPort(value, "metrics_listen")
             }
             if let node = top["state_directory"], let value = string(node, "state_directory") {
                 configuration.stateDirectory = value

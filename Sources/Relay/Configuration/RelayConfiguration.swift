@@ -26,6 +26,8 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var timeouts = Timeouts()
     /// Which mail is signed, with what.
     public var signing = Signing()
+    /// Address of the HTTP listener for `/metrics`, `/healthz`, `/readyz` and `/debug/config`; nil: none.
+    public var metricsListen: HostPort? = HostPort(host: "127.0.0.1", port: 9025)
 
     /// How the next hop learns the original client's address and HELO.
     public enum ClientIdentityForwarding: String, Sendable, Equatable, CaseIterable {
