@@ -13,6 +13,8 @@ packages=(
     openssl valgrind
     # real SMTP peers for the relay end-to-end tests: smtp-sink/smtp-source (postfix) and swaks
     postfix swaks
+    # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests
+    prometheus
 )
 
 missing=()
