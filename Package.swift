@@ -114,6 +114,7 @@ let package = Package(
             name: "RelayTests",
             dependencies: [
                 "Relay", "SMTPProtocol", "DKIM", "DKIMCore", "Keys", "MailMessage",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

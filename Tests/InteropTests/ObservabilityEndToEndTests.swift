@@ -89,7 +89,7 @@ struct ObservabilityEndToEndTests {
             signing:
               keys:
                 rsa: {domain: example.com, selector: rsa, key_file: \(keys.rsa)}
-                ed: {domain: example.com, selector: ed, key_file: \(keys.ed), algorithm: ed25519-sha256}
+                ed: {domain: example.com, selector: ed, key_file: \(keys.ed), algorithm: ed25519-sha256, expires: 2030-01-01}
               table:
                 - {from: example.com, keys: [rsa, ed]}
             """
@@ -190,6 +190,8 @@ struct ObservabilityEndToEndTests {
         }
         for key in expected.keys { #expect(after[key] != nil, "\(key) is not exported") }
         #expect(after["signet_signer_pool_queue_depth"] == 0)
+        #expect(after[#"signet_key_expiry_timestamp_seconds{domain="example.com",selector="ed"}"#] == 1_893_456_000)
+        #expect(!after.keys.contains { $0.hasPrefix("signet_key_expiry_timestamp_seconds{") && $0.contains("rsa") })
 
         // The one log line per transaction: JSON, with its facts, and no message body.
         let lines = relay.output.split(separator: "\n").filter { $0.contains(#""msg":"transaction""#) }

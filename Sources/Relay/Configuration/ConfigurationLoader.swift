@@ -101,7 +101,8 @@ public enum ConfigurationLoader {
             "next_hop_data_end": .scalar, "shutdown_grace": .scalar,
         ]),
         "signing": .map([
-            "keys": .dictionary(.map(["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar])),
+            "keys": .dictionary(
+                .map(["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar, "expires": .scalar])),
             "table": .listOf(.map(["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])),
             "canonicalization": .scalar, "headers": .list, "oversign": .scalar, "timestamp": .scalar,
             "expiration": .scalar,
@@ -201,7 +202,9 @@ public enum ConfigurationLoader {
                     for (nameNode, entryNode) in mapping {
                         let name = nameNode.string ?? ""
                         let path = "signing.keys.\(name)"
-                        let entry = keys(entryNode, path, ["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar])
+                        let entry = keys(
+                            entryNode, path,
+                            ["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar, "expires": .scalar])
                         guard let domain = entry["domain"].flatMap({ string($0, path + ".domain") }),
                             let selector = entry["selector"].flatMap({ string($0, path + ".selector") }),
                             let keyFile = entry["key_file"].flatMap({ string($0, path + ".key_file") })
@@ -216,6 +219,10 @@ public enum ConfigurationLoader {
                             } else {
                                 problems.append("\(path).algorithm: '\(text)' is not rsa-sha256 or ed25519-sha256")
                             }
+                        }
+                        if let text = entry["expires"].flatMap({ string($0, path + ".expires") }) {
+                            key.expires = KeyExpiry.unixTime(text)
+                            if key.expires == nil { problems.append("\(path).expires: '\(text)' is not YYYY-MM-DD or Unix time") }
                         }
                         signing.keys[name] = key
                     }

@@ -10,6 +10,7 @@ extension RelayConfiguration {
         let signingKeys = signing.keys.mapValues { key -> [String: Any] in
             var entry: [String: Any] = ["domain": key.domain, "selector": key.selector, "key_file": key.keyFile]
             if let algorithm = key.algorithm { entry["algorithm"] = algorithm.rawValue }
+            if let expires = key.expires { entry["expires"] = expires }
             return entry
         }
         let table = signing.table.map { rule -> [String: Any] in

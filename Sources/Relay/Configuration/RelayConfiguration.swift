@@ -94,6 +94,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var keyFile: String
         /// Expected algorithm; checked against the key file when set.
         public var algorithm: DKIMAlgorithm?
+        /// When the key must be replaced (Unix time), exported as `signet_key_expiry_timestamp_seconds` so an alert
+        /// fires before it; PEM files carry no expiry of their own.
+        public var expires: Int?
         public init(domain: String, selector: String, keyFile: String, algorithm: DKIMAlgorithm? = nil) {
             self.domain = domain
             self.selector = selector

@@ -239,18 +239,24 @@ public final class RelayMetrics: Sendable {
 
     // MARK: Keys
 
-    /// Sets when the key signing as `domain`/`selector` expires (Unix time), for the key-expiry alert.
-    public func keyExpires(domain: String, selector: String, at unixTime: Int) {
-        let key = LabelSet(name: "expiry", values: [domain, selector])
-        let meter = expiries.withLockedValue { meters in
-            if let existing = meters[key] { return existing }
-            let made = Meter(
-                label: "signet_key_expiry_timestamp_seconds", dimensions: [("domain", domain), ("selector", selector)],
-                factory: factory)
-            meters[key] = made
-            return made
+    /// The expiry gauges of the configuration in effect: one per key that has `expires`; the gauges of keys no
+    /// longer configured are removed, so a retired key cannot keep an expiry alert firing.
+    func setKeyExpiries(_ keys: [(domain: String, selector: String, unixTime: Int)]) {
+        expiries.withLockedValue { meters in
+            var kept: [LabelSet: Meter] = [:]
+            for key in keys {
+                let labels = LabelSet(name: "expiry", values: [key.domain, key.selector])
+                let meter =
+                    meters[labels]
+                    ?? Meter(
+                        label: "signet_key_expiry_timestamp_seconds",
+                        dimensions: [("domain", key.domain), ("selector", key.selector)], factory: factory)
+                meter.set(key.unixTime)
+                kept[labels] = meter
+            }
+            for (labels, meter) in meters where kept[labels] == nil { meter.destroy() }
+            meters = kept
         }
-        meter.set(unixTime)
     }
 }
 

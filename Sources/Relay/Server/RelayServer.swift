@@ -50,6 +50,8 @@ public final class RelayServer: Service, Sendable {
         } else {
             nextHop = try CaptureNextHop(directory: configuration.effectiveCaptureDirectory)
         }
+        metrics.setKeyExpiries(
+            configuration.signing.keys.values.compactMap { key in key.expires.map { (key.domain, key.selector, $0) } })
         let health = NextHopHealth()
         return RelayContext(
             configuration: configuration,
