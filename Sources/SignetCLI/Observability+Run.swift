@@ -12,9 +12,10 @@ enum ObservabilityWiring {
             descriptions: RelayMetrics.descriptions.map { MetricDescription(name: $0.name, help: $0.help, buckets: $0.buckets) })
     }
 
-    /// The relay's metrics, exported through `registry`.
-    static func relayMetrics(_ registry: MetricsRegistry) -> RelayMetrics {
-        RelayMetrics(factory: registry.factory)
+    /// The relay's metrics, exported through `registry`; with no listener nothing could read them, so they cost
+    /// nothing (swift-metrics' no-op handlers).
+    static func relayMetrics(_ registry: MetricsRegistry, for configuration: RelayConfiguration) -> RelayMetrics {
+        configuration.metricsListen == nil ? RelayMetrics() : RelayMetrics(factory: registry.factory)
     }
 
     /// The HTTP listener for `configuration.metricsListen`, or nil when it is turned off.

@@ -70,7 +70,7 @@ struct RunCommand: AsyncParsableCommand {
         let server: RelayServer
         do {
             server = try RelayServer(
-                configuration: configuration, group: group, logger: logger, metrics: ObservabilityWiring.relayMetrics(registry))
+                configuration: configuration, group: group, logger: logger, metrics: ObservabilityWiring.relayMetrics(registry, for: configuration))
         } catch {
             throw CLIError("cannot start: \(error)")
         }

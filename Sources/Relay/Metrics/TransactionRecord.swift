@@ -39,8 +39,9 @@ struct TransactionRecord {
         log(reply: reply, outcome: outcome, logger: logger, client: client, now: now)
     }
 
-    /// The transaction ended before its end of data (next hop unavailable at MAIL): its log line only.
-    func log(reply: SMTPReply, outcome: String, logger: Logger, client: String, now: ContinuousClock.Instant = .now) {
+    /// Its log line alone, for a transaction that ended before its end of data: refused or failed at MAIL, or
+    /// abandoned (RSET, a new EHLO, QUIT or a disconnect; `reply` nil).
+    func log(reply: SMTPReply?, outcome: String, logger: Logger, client: String, now: ContinuousClock.Instant = .now) {
         func milliseconds(_ duration: Duration?) -> Logger.MetadataValue {
             guard let duration else { return "-" }
             let (seconds, attoseconds) = duration.components
@@ -50,7 +51,7 @@ struct TransactionRecord {
             "id": "\(id)", "client": "\(client)", "sender_domain": "\(senderDomain)", "recipients": "\(recipients)",
             "size": "\(size)", "outcome": "\(outcome)",
             "signatures": .array(signatures.map { .string($0) }), "unsigned": "\(unsigned ?? "-")",
-            "next_hop_reply": "\(reply.code) \(reply.enhancedCode.map { "\($0) " } ?? "")\(reply.lines.first ?? "")",
+            "next_hop_reply": "\(reply.map { "\($0.code) \($0.enhancedCode.map { "\($0) " } ?? "")\($0.lines.first ?? "")" } ?? "-")",
             "signing_ms": milliseconds(signing), "next_hop_ms": milliseconds(nextHop),
             "end_of_data_ms": milliseconds(endOfData.map { $0.duration(to: now) }),
             "transaction_ms": milliseconds(started.duration(to: now)),

@@ -98,6 +98,7 @@ struct InboundSession {
             }
         }
         try? await replies.flush()
+        await abandonTransaction()
         await closeDownstream()
     }
 
@@ -223,6 +224,7 @@ struct InboundSession {
     private mutating func abandonTransaction() async {
         assembler = nil
         messageProblem = nil
+        transaction?.log(reply: nil, outcome: "abandoned", logger: logger, client: peer)
         transaction = nil
         if transactionOpen, let downstream, downstream.isUsable {
             timer.enter(.waitingForUs)
@@ -247,6 +249,7 @@ struct InboundSession {
                 let reply = NextHopReplies.unavailable("\(error)")
                 context.metrics.tempfailed(.nextHopUnavailable)
                 transaction?.log(reply: reply, outcome: "tempfailed", logger: logger, client: peer)
+                transaction = nil
                 return reply
             }
         }
@@ -269,6 +272,10 @@ struct InboundSession {
         transactionOpen = reply.isPositive
         session.mailResult(accepted: reply.isPositive)
         context.metrics.passedBack(reply, command: "mail", nextHopUsable: downstream.isUsable)
+        if !reply.isPositive {
+            transaction?.log(reply: reply, outcome: "refused", logger: logger, client: peer)
+            transaction = nil
+        }
         return reply
     }
 
