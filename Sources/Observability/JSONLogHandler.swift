@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
 import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 // `write` alone would name the stored closure inside `Output`.
 private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
@@ -83,7 +84,9 @@ public struct JSONLogHandler: LogHandler {
     }
 
     /// One JSON line (with its newline); keys sorted so lines diff cleanly.
-    static func line(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata, time: timespec? = nil)
+    static func line(
+        level: Logger.Level, label: String, message: String, metadata: Logger.Metadata, time: timespec? = nil
+    )
         -> [UInt8]
     {
         var out: [UInt8] = []

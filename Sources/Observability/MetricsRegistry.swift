@@ -73,7 +73,8 @@ private struct RegistryFactory: MetricsFactory {
     func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         let descriptor = owner.descriptor(label)
         guard aggregate else { return owner.registry.makeGauge(descriptor: descriptor, labels: dimensions) }
-        return owner.registry.makeValueHistogram(descriptor: descriptor, labels: dimensions, buckets: owner.buckets(for: label))
+        return owner.registry.makeValueHistogram(
+            descriptor: descriptor, labels: dimensions, buckets: owner.buckets(for: label))
     }
 
     func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
@@ -82,7 +83,8 @@ private struct RegistryFactory: MetricsFactory {
 
     func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         let buckets = owner.buckets(for: label).map { Duration.nanoseconds(Int64(($0 * 1e9).rounded())) }
-        return owner.registry.makeDurationHistogram(descriptor: owner.descriptor(label), labels: dimensions, buckets: buckets)
+        return owner.registry.makeDurationHistogram(
+            descriptor: owner.descriptor(label), labels: dimensions, buckets: buckets)
     }
 
     // Signet's metrics live as long as the process; nothing is ever destroyed, so these only unregister.

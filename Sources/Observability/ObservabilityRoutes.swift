@@ -61,7 +61,8 @@ public struct ObservabilityRoutes: Sendable {
 
     /// The answer to `method` on `uri` (a query string is ignored).
     public func answer(method: HTTPMethod, uri: String) async -> HTTPAnswer {
-        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+        let path =
+            uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
         let known = ["/metrics", "/healthz", "/readyz", "/debug/config"]
         guard known.contains(path) else {
             return HTTPAnswer(.notFound, "not found; try \(known.joined(separator: ", "))\n")

@@ -9,7 +9,9 @@ enum ObservabilityWiring {
     /// The Prometheus registry with the help texts of every metric the relay makes.
     static func makeRegistry() -> MetricsRegistry {
         MetricsRegistry(
-            descriptions: RelayMetrics.descriptions.map { MetricDescription(name: $0.name, help: $0.help, buckets: $0.buckets) })
+            descriptions: RelayMetrics.descriptions.map {
+                MetricDescription(name: $0.name, help: $0.help, buckets: $0.buckets)
+            })
     }
 
     /// The relay's metrics, exported through `registry`; with no listener nothing could read them, so they cost

@@ -56,7 +56,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log format: text, or json (one object per line).")
     var logFormat: String = "text"
 
-    @Option(help: "Serve /metrics, /healthz, /readyz, /debug/config on host:port (default 127.0.0.1:9025); \"\" for none.")
+    @Option(help: "Serve /metrics, /healthz, /readyz, /debug/config on host:port (127.0.0.1:9025); \"\" for none.")
     var metricsListen: String?
 
     func run() async throws {
@@ -69,8 +69,8 @@ struct RunCommand: AsyncParsableCommand {
         let registry = ObservabilityWiring.makeRegistry()
         let server: RelayServer
         do {
-            server = try RelayServer(
-                configuration: configuration, group: group, logger: logger, metrics: ObservabilityWiring.relayMetrics(registry, for: configuration))
+            let metrics = ObservabilityWiring.relayMetrics(registry, for: configuration)
+            server = try RelayServer(configuration: configuration, group: group, logger: logger, metrics: metrics)
         } catch {
             throw CLIError("cannot start: \(error)")
         }
@@ -87,7 +87,9 @@ struct RunCommand: AsyncParsableCommand {
             try ObservabilityWiring.apply(metricsListen: arguments.metricsListen, to: &reloaded)
             return reloaded
         }
-        var running: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server), .init(service: reloader)]
+        var running: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: server), .init(service: reloader),
+        ]
         if let observability = ObservabilityWiring.server(
             for: server, registry: registry, group: group, eventLoops: System.coreCount, logger: logger)
         {

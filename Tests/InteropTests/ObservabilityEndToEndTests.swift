@@ -26,7 +26,9 @@ struct ObservabilityEndToEndTests {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { throw ToolError("cannot connect to 127.0.0.1:\(port)") }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
@@ -39,7 +41,8 @@ struct ObservabilityEndToEndTests {
             response += buffer[0..<count]
         }
         let text = String(decoding: response, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "")
+        guard let split = text.range(of: "\r\n\r\n"),
+            let status = Int(text.split(separator: " ").dropFirst().first ?? "")
         else { throw ToolError("not an HTTP response: \(text.prefix(200))") }
         return (status, String(text[split.upperBound...]))
     }
@@ -48,7 +51,9 @@ struct ObservabilityEndToEndTests {
     static func samples(_ exposition: String) -> [String: Double] {
         var result: [String: Double] = [:]
         for line in exposition.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                continue
+            }
             result[String(line[..<space])] = value
         }
         return result
@@ -60,7 +65,8 @@ struct ObservabilityEndToEndTests {
         try FileManager.default.createDirectory(at: dumps, withIntermediateDirectories: true)
         _ = try Tools.run("/bin/chmod", ["-R", "a+rwx", dir.path])
         let sink = try E2E.Running(
-            "/usr/sbin/smtp-sink", ["-u", "nobody", "-d", dumps.path + "/%H%M%S."] + flags + ["127.0.0.1:\(port)", "64"],
+            "/usr/sbin/smtp-sink",
+            ["-u", "nobody", "-d", dumps.path + "/%H%M%S."] + flags + ["127.0.0.1:\(port)", "64"],
             log: dir.appendingPathComponent("sink-\(UUID().uuidString).log"))
         try E2E.waitForPort(port)
         return sink
@@ -69,8 +75,10 @@ struct ObservabilityEndToEndTests {
     static func swaks(_ port: Int, from: String = "alice@example.com", _ extra: [String] = []) throws -> Tools.Output {
         try Tools.run(
             "/usr/bin/swaks",
-            ["--server", "127.0.0.1", "--port", "\(port)", "--from", from, "--to", "bob@example.org",
-             "--h-From", "<\(from)>", "--h-Subject", "metrics mix", "--body", "Counted.\n"] + extra,
+            [
+                "--server", "127.0.0.1", "--port", "\(port)", "--from", from, "--to", "bob@example.org",
+                "--h-From", "<\(from)>", "--h-Subject", "metrics mix", "--body", "Counted.\n",
+            ] + extra,
             timeout: 60)
     }
 
@@ -157,8 +165,10 @@ struct ObservabilityEndToEndTests {
         } while Date() < settle
         let after = Self.samples(exposition)
 
-        let rsa = #"signet_signatures_total{algorithm="rsa-sha256",domain="example.com",result="success",selector="rsa"}"#
-        let ed = #"signet_signatures_total{algorithm="ed25519-sha256",domain="example.com",result="success",selector="ed"}"#
+        let rsa =
+            #"signet_signatures_total{algorithm="rsa-sha256",domain="example.com",result="success",selector="rsa"}"#
+        let ed =
+            #"signet_signatures_total{algorithm="ed25519-sha256",domain="example.com",result="success",selector="ed"}"#
         let expected: [String: Double] = [
             "signet_connections_accepted_total": 7,  // A B C E F G H
             #"signet_connections_refused_total{reason="access"}"#: 1,  // D
@@ -201,7 +211,8 @@ struct ObservabilityEndToEndTests {
         let lines = relay.output.split(separator: "\n").filter { $0.contains(#""msg":"transaction""#) }
         #expect(lines.count == 7, "\(relay.output.suffix(3000))")  // A to H but D (refused at connect)
         #expect(lines.filter { $0.contains(#""outcome":"abandoned""#) }.count == 1)  // G: RCPT refused, then QUIT
-        let first = try #require(lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let first = try #require(
+            lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect(first["sender_domain"] as? String == "example.com")
         #expect(first["recipients"] as? String == "1")
         #expect(first["outcome"] as? String == "relayed")
@@ -225,9 +236,12 @@ struct ObservabilityEndToEndTests {
         let metricsPort = Self.freePort()
         let relay = try E2E.Running(
             try Tools.signet,
-            ["run", "--listen", "127.0.0.1:\(port)", "--next-hop", "127.0.0.1:\(sinkPort)", "--domain", "example.com",
-             "--selector", "rsa", "--key", keys.rsa, "--state-dir", dir.appendingPathComponent("state").path,
-             "--metrics-listen", "127.0.0.1:\(metricsPort)"],
+            [
+                "run", "--listen", "127.0.0.1:\(port)", "--next-hop", "127.0.0.1:\(sinkPort)", "--domain",
+                "example.com",
+                "--selector", "rsa", "--key", keys.rsa, "--state-dir", dir.appendingPathComponent("state").path,
+                "--metrics-listen", "127.0.0.1:\(metricsPort)",
+            ],
             log: dir.appendingPathComponent("signet.log"))
         defer { relay.stop() }
         try E2E.waitForPort(port)

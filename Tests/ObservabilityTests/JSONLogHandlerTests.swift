@@ -10,7 +10,9 @@ struct JSONLogHandlerTests {
     /// Lines written through a logger with the handler, parsed back with Foundation's JSON parser.
     final class Capture: Sendable {
         private let bytes = NIOLockedValueBox<[UInt8]>([])
-        var output: JSONLogHandler.Output { JSONLogHandler.Output { line in self.bytes.withLockedValue { $0 += line } } }
+        var output: JSONLogHandler.Output {
+            JSONLogHandler.Output { line in self.bytes.withLockedValue { $0 += line } }
+        }
         var text: String { String(decoding: bytes.withLockedValue { $0 }, as: UTF8.self) }
         func objects() throws -> [[String: Any]] {
             try text.split(separator: "\n").map { line in
@@ -70,7 +72,8 @@ struct JSONLogHandlerTests {
     }
 
     @Test func timestampIsRFC3339UTCWithMilliseconds() {
-        let text = String(decoding: JSONLogHandler.timestamp(timespec(tv_sec: 1_700_000_000, tv_nsec: 7_000_000)), as: UTF8.self)
+        let text = String(
+            decoding: JSONLogHandler.timestamp(timespec(tv_sec: 1_700_000_000, tv_nsec: 7_000_000)), as: UTF8.self)
         #expect(text == "2023-11-14T22:13:20.007Z")
     }
 }

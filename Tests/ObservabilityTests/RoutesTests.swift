@@ -51,7 +51,8 @@ struct RoutesTests {
         #expect(text.contains("test_wait_seconds_bucket{le=\"1.0\"} 1\n"), "\(text)")
         #expect(text.contains("test_wait_seconds_bucket{le=\"0.1\"} 0\n"))
         #expect(text.contains("signet_event_loops 3"))
-        let resident = try #require(text.split(separator: "\n").first { $0.hasPrefix("process_resident_memory_bytes ") })
+        let resident = try #require(
+            text.split(separator: "\n").first { $0.hasPrefix("process_resident_memory_bytes ") })
         #expect((Double(resident.split(separator: " ")[1]) ?? 0) > 1_000_000)
         let fds = try #require(text.split(separator: "\n").first { $0.hasPrefix("process_open_fds ") })
         #expect((Double(fds.split(separator: " ")[1]) ?? 0) >= 3)
@@ -101,7 +102,8 @@ struct RoutesTests {
     @Test(.timeLimit(.minutes(1))) func aPortInUseIsReportedNotFatal() async throws {
         let (routes, _) = Self.routes()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let first = ObservabilityServer(host: "127.0.0.1", port: 0, group: group, routes: routes, logger: Logger(label: "test"))
+        let first = ObservabilityServer(
+            host: "127.0.0.1", port: 0, group: group, routes: routes, logger: Logger(label: "test"))
         let firstTask = Task { try await first.run() }
         let port = try #require(await first.boundAddress()?.port)
         let second = ObservabilityServer(
@@ -134,7 +136,9 @@ struct RoutesTests {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)

@@ -51,7 +51,8 @@ extension RelayMetrics {
         for signature in message.signatures {
             let signer = signature.signer
             self.signature(
-                domain: signer.domain, selector: signer.selector, algorithm: signer.algorithm.rawValue, succeeded: false)
+                domain: signer.domain, selector: signer.selector, algorithm: signer.algorithm.rawValue, succeeded: false
+            )
         }
     }
 

@@ -27,32 +27,40 @@ public final class RelayMetrics: Sendable {
             help: "SMTP connections refused at connect, by reason (access: not in client_networks; limit: too many)."),
         .init(name: "signet_connections_active", help: "SMTP client connections open now."),
         .init(name: "signet_tls_handshakes_total", help: "Inbound TLS handshakes, by result."),
-        .init(name: "signet_messages_received_total", help: "Messages whose end of data Signet received from a client."),
+        .init(
+            name: "signet_messages_received_total", help: "Messages whose end of data Signet received from a client."),
         .init(name: "signet_messages_relayed_total", help: "Messages the next hop accepted (2xx at end of data)."),
         .init(
             name: "signet_next_hop_refused_total",
             help: "Refusals by the next hop passed back to the client, by command (mail, rcpt, data) and reply class."),
         .init(
             name: "signet_messages_tempfailed_total",
-            help: "Transactions Signet itself answered with a 4xx, by reason; the client keeps and retries the message."),
+            help: "Transactions Signet itself answered with a 4xx, by reason; the client keeps and retries the message."
+        ),
         .init(
             name: "signet_messages_rejected_total",
             help: "Messages Signet itself refused with a 5xx at end of data, by reason."),
-        .init(name: "signet_received_bytes_total", help: "Message bytes received from clients (after line-ending normalization)."),
-        .init(name: "signet_relayed_bytes_total", help: "Message bytes the next hop accepted, signature fields included."),
+        .init(
+            name: "signet_received_bytes_total",
+            help: "Message bytes received from clients (after line-ending normalization)."),
+        .init(
+            name: "signet_relayed_bytes_total", help: "Message bytes the next hop accepted, signature fields included."),
         .init(
             name: "signet_signatures_total",
             help: "DKIM signatures made, by signing domain, selector, algorithm and result."),
         .init(name: "signet_messages_unsigned_total", help: "Messages passed on without a signature, by reason."),
         .init(name: "signet_arc_seals_total", help: "ARC sets added, by the chain validation result cv."),
-        .init(name: "signet_srs_rewrites_total", help: "SRS address rewrites, by direction (forward, reverse) and result."),
+        .init(
+            name: "signet_srs_rewrites_total", help: "SRS address rewrites, by direction (forward, reverse) and result."
+        ),
         .init(
             name: "signet_end_of_data_reply_seconds",
             help: "Time from the client's end of data to Signet's reply (signing plus the next hop's answer).",
             buckets: latencyBuckets),
         .init(
             name: "signet_added_latency_seconds",
-            help: "The part of the end-of-data wait that Signet adds: end of data to reply, less the next hop's answer.",
+            help:
+                "The part of the end-of-data wait that Signet adds: end of data to reply, less the next hop's answer.",
             buckets: latencyBuckets),
         .init(name: "signet_signing_seconds", help: "Private-key operations for one message.", buckets: latencyBuckets),
         .init(
@@ -66,7 +74,8 @@ public final class RelayMetrics: Sendable {
         .init(
             name: "signet_key_expiry_timestamp_seconds",
             help: "When a signing key must be replaced (Unix time), for keys whose configuration sets expires."),
-        .init(name: "signet_next_hop_up", help: "1 when the last connection attempt to the next hop succeeded, else 0."),
+        .init(
+            name: "signet_next_hop_up", help: "1 when the last connection attempt to the next hop succeeded, else 0."),
         .init(name: "signet_next_hop_connections_total", help: "Connections opened to the next hop, by result."),
     ]
 
@@ -134,11 +143,15 @@ public final class RelayMetrics: Sendable {
         nextHopUp = Meter(label: "signet_next_hop_up", factory: factory)
         // Every fixed label value exists from the start at 0, so rate() and alerts see the first event.
         for reason in ["access", "limit"] { count("signet_connections_refused_total", ["reason": reason], by: 0) }
-        for result in TLSHandshakeResult.allCases { count("signet_tls_handshakes_total", ["result": result.rawValue], by: 0) }
+        for result in TLSHandshakeResult.allCases {
+            count("signet_tls_handshakes_total", ["result": result.rawValue], by: 0)
+        }
         for reason in TempfailReason.allCases {
             count("signet_messages_tempfailed_total", ["reason": reason.rawValue], by: 0)
         }
-        for reason in RejectReason.allCases { count("signet_messages_rejected_total", ["reason": reason.rawValue], by: 0) }
+        for reason in RejectReason.allCases {
+            count("signet_messages_rejected_total", ["reason": reason.rawValue], by: 0)
+        }
         for command in ["mail", "rcpt", "data"] {
             for replyClass in ["4xx", "5xx"] {
                 count("signet_next_hop_refused_total", ["command": command, "class": replyClass], by: 0)
@@ -213,7 +226,10 @@ public final class RelayMetrics: Sendable {
     func signature(domain: String, selector: String, algorithm: String, succeeded: Bool) {
         count(
             "signet_signatures_total",
-            ["domain": domain, "selector": selector, "algorithm": algorithm, "result": succeeded ? "success" : "failure"])
+            [
+                "domain": domain, "selector": selector, "algorithm": algorithm,
+                "result": succeeded ? "success" : "failure",
+            ])
     }
 
     func unsigned(_ reason: String) {

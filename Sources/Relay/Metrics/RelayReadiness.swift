@@ -53,7 +53,8 @@ extension RelayServer {
         } else {
             let last = health.last.map { "\($0.detail)" } ?? "not tried yet"
             conditions.append(
-                .init(name: "next_hop", ready: false, detail: "not reached in the last \(Self.nextHopInterval): \(last)"))
+                .init(
+                    name: "next_hop", ready: false, detail: "not reached in the last \(Self.nextHopInterval): \(last)"))
         }
         return conditions
     }

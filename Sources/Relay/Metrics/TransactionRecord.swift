@@ -47,15 +47,18 @@ struct TransactionRecord {
             let (seconds, attoseconds) = duration.components
             return "\(Double(seconds) * 1000 + Double(attoseconds) / 1e15)"
         }
-        let metadata: Logger.Metadata = [
-            "id": "\(id)", "client": "\(client)", "sender_domain": "\(senderDomain)", "recipients": "\(recipients)",
-            "size": "\(size)", "outcome": "\(outcome)",
-            "signatures": .array(signatures.map { .string($0) }), "unsigned": "\(unsigned ?? "-")",
-            "next_hop_reply": "\(reply.map { "\($0.code) \($0.enhancedCode.map { "\($0) " } ?? "")\($0.lines.first ?? "")" } ?? "-")",
-            "signing_ms": milliseconds(signing), "next_hop_ms": milliseconds(nextHop),
-            "end_of_data_ms": milliseconds(endOfData.map { $0.duration(to: now) }),
-            "transaction_ms": milliseconds(started.duration(to: now)),
-        ]
-        logger.info("transaction", metadata: metadata)
+        // Inside the call: swift-log takes metadata as an autoclosure, so nothing is formatted below the log level.
+        logger.info(
+            "transaction",
+            metadata: [
+                "id": "\(id)", "client": "\(client)", "sender_domain": "\(senderDomain)", "recipients": "\(recipients)",
+                "size": "\(size)", "outcome": "\(outcome)",
+                "signatures": .array(signatures.map { .string($0) }), "unsigned": "\(unsigned ?? "-")",
+                "next_hop_reply":
+                    "\(reply.map { "\($0.code) \($0.enhancedCode.map { "\($0) " } ?? "")\($0.lines.first ?? "")" } ?? "-")",
+                "signing_ms": milliseconds(signing), "next_hop_ms": milliseconds(nextHop),
+                "end_of_data_ms": milliseconds(endOfData.map { $0.duration(to: now) }),
+                "transaction_ms": milliseconds(started.duration(to: now)),
+            ])
     }
 }

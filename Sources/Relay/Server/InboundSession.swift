@@ -358,9 +358,9 @@ struct InboundSession {
         let sendStarted = ContinuousClock.now
         let reply = await downstream.message(prepending: fields, content: assembled.content)
         transaction?.nextHop = sendStarted.duration(to: .now)
+        let sent = assembled.content.count + fields.reduce(0) { $0 + $1.utf8.count }
         let outcome = context.metrics.delivered(
-            reply, nextHopUsable: downstream.isUsable, bytes: assembled.content.count + fields.reduce(0) { $0 + $1.utf8.count },
-            nextHopDuration: transaction?.nextHop)
+            reply, nextHopUsable: downstream.isUsable, bytes: sent, nextHopDuration: transaction?.nextHop)
         return answered(reply, outcome: outcome)
     }
 

@@ -25,7 +25,8 @@ public final class RelayServer: Service, Sendable {
 
     /// A server for `configuration`; keys are loaded and checked here, so a bad key fails before listening.
     public init(
-        configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger, metrics: RelayMetrics = RelayMetrics()
+        configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger,
+        metrics: RelayMetrics = RelayMetrics()
     ) throws {
         self.group = group
         self.logger = logger
