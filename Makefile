@@ -38,6 +38,10 @@ run: release ## start the relay's first-run default: 127.0.0.1:10025, developmen
 bench: deps ## micro benchmarks (package-benchmark) next to this machine's openssl speed
 	scripts/bench.sh
 
+.PHONY: bench-metrics
+bench-metrics: release ## relay throughput with metrics exported versus no-op handlers (the instrumentation's cost)
+	scripts/bench-metrics.sh
+
 .PHONY: format
 format: ## format every Swift file in place
 	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks

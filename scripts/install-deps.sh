@@ -15,6 +15,8 @@ packages=(
     postfix swaks
     # swaks --tls (installed without recommends, so named here)
     libnet-ssleay-perl libio-socket-ssl-perl
+    # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests
+    prometheus
 )
 
 missing=()

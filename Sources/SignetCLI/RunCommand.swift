@@ -53,16 +53,24 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    @Option(help: "Log format: text, or json (one object per line).")
+    var logFormat: String = "text"
+
+    @Option(help: "Serve /metrics, /healthz, /readyz, /debug/config on host:port (127.0.0.1:9025); \"\" for none.")
+    var metricsListen: String?
+
     func run() async throws {
-        var logger = Logger(label: "signet")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let configuration = try Self.resolve(
+        let logger = try ObservabilityWiring.logger(format: logFormat, level: logLevel)
+        var configuration = try Self.resolve(
             file: config, listen: listen, nextHop: nextHop, domain: domain, selectors: selector, keys: key,
             algorithms: algorithm, stateDirectory: stateDir, logger: logger)
+        try ObservabilityWiring.apply(metricsListen: metricsListen, to: &configuration)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let registry = ObservabilityWiring.makeRegistry()
         let server: RelayServer
         do {
-            server = try RelayServer(configuration: configuration, group: group, logger: logger)
+            let metrics = ObservabilityWiring.relayMetrics(registry, for: configuration)
+            server = try RelayServer(configuration: configuration, group: group, logger: logger, metrics: metrics)
         } catch {
             throw CLIError("cannot start: \(error)")
         }
@@ -72,14 +80,24 @@ struct RunCommand: AsyncParsableCommand {
         let arguments = self
         let reloadLogger = logger
         let reloader = ReloadOnHangup(server: server, logger: logger) {
-            try Self.resolve(
+            var reloaded = try Self.resolve(
                 file: arguments.config, listen: arguments.listen, nextHop: arguments.nextHop, domain: arguments.domain,
                 selectors: arguments.selector, keys: arguments.key, algorithms: arguments.algorithm,
                 stateDirectory: arguments.stateDir, logger: reloadLogger)
+            try ObservabilityWiring.apply(metricsListen: arguments.metricsListen, to: &reloaded)
+            return reloaded
+        }
+        var running: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: server), .init(service: reloader),
+        ]
+        if let observability = ObservabilityWiring.server(
+            for: server, registry: registry, group: group, eventLoops: System.coreCount, logger: logger)
+        {
+            running.append(.init(service: observability))
         }
         let services = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: server), .init(service: reloader)],
+                services: running,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

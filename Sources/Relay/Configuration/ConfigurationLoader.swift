@@ -98,7 +98,7 @@ public enum ConfigurationLoader {
     private static let schema: [String: Schema] = [
         "listen": .list, "hostname": .scalar, "next_hop": .scalar, "state_directory": .scalar,
         "capture_directory": .scalar, "client_networks": .list, "forward_client_identity": .scalar,
-        "xclient_networks": .list,
+        "xclient_networks": .list, "metrics_listen": .scalar,
         "limits": .map([
             "max_connections": .scalar, "max_message_size": .scalar, "max_recipients": .scalar,
             "spool_threshold": .scalar,
@@ -108,7 +108,8 @@ public enum ConfigurationLoader {
             "next_hop_data_end": .scalar, "shutdown_grace": .scalar,
         ]),
         "signing": .map([
-            "keys": .dictionary(.map(["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar])),
+            "keys": .dictionary(
+                .map(["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar, "expires": .scalar])),
             "table": .listOf(.map(["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])),
             "canonicalization": .scalar, "headers": .list, "oversign": .scalar, "timestamp": .scalar,
             "expiration": .scalar,
@@ -158,6 +159,9 @@ public enum ConfigurationLoader {
             if let node = top["hostname"], let value = string(node, "hostname") { configuration.hostname = value }
             if let node = top["next_hop"], let value = string(node, "next_hop") {
                 configuration.nextHop = value.isEmpty ? nil : hostPort(value, "next_hop")
+            }
+            if let node = top["metrics_listen"], let value = string(node, "metrics_listen") {
+                configuration.metricsListen = value.isEmpty ? nil : hostPort(value, "metrics_listen")
             }
             if let node = top["state_directory"], let value = string(node, "state_directory") {
                 configuration.stateDirectory = value
@@ -282,7 +286,9 @@ public enum ConfigurationLoader {
                     for (nameNode, entryNode) in mapping {
                         let name = nameNode.string ?? ""
                         let path = "signing.keys.\(name)"
-                        let entry = keys(entryNode, path, ["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar])
+                        let entry = keys(
+                            entryNode, path,
+                            ["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar, "expires": .scalar])
                         guard let domain = entry["domain"].flatMap({ string($0, path + ".domain") }),
                             let selector = entry["selector"].flatMap({ string($0, path + ".selector") }),
                             let keyFile = entry["key_file"].flatMap({ string($0, path + ".key_file") })
@@ -297,6 +303,10 @@ public enum ConfigurationLoader {
                             } else {
                                 problems.append("\(path).algorithm: '\(text)' is not rsa-sha256 or ed25519-sha256")
                             }
+                        }
+                        if let text = entry["expires"].flatMap({ string($0, path + ".expires") }) {
+                            key.expires = KeyExpiry.unixTime(text)
+                            if key.expires == nil { problems.append("\(path).expires: '\(text)' is not YYYY-MM-DD or Unix time") }
                         }
                         signing.keys[name] = key
                     }

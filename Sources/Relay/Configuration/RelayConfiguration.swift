@@ -95,6 +95,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Address of the HTTP listener for `/metrics`, `/healthz`, `/readyz` and `/debug/config`; nil: none.
+    public var metricsListen: HostPort? = HostPort(host: "127.0.0.1", port: 9025)
+
     /// How the next hop learns the original client's address and HELO.
     public enum ClientIdentityForwarding: String, Sendable, Equatable, CaseIterable {
         /// The next hop sees Signet as the client.
@@ -160,6 +163,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var keyFile: String
         /// Expected algorithm; checked against the key file when set.
         public var algorithm: DKIMAlgorithm?
+        /// When the key must be replaced (Unix time), exported as `signet_key_expiry_timestamp_seconds` so an alert
+        /// fires before it; PEM files carry no expiry of their own.
+        public var expires: Int?
         public init(domain: String, selector: String, keyFile: String, algorithm: DKIMAlgorithm? = nil) {
             self.domain = domain
             self.selector = selector

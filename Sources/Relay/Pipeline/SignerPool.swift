@@ -6,11 +6,18 @@ import NIOPosix
 /// a millisecond, long enough to stall every connection of a loop.
 public final class SignerPool: Sendable {
     private let threads: NIOThreadPool
+    private let metrics: RelayMetrics
 
     /// A pool of `threadCount` threads, started at once.
-    public init(threadCount: Int) {
+    public init(threadCount: Int, metrics: RelayMetrics = RelayMetrics()) {
         threads = NIOThreadPool(numberOfThreads: max(1, threadCount))
+        self.metrics = metrics
         threads.start()
+    }
+
+    /// Runs a no-op on the pool: it answers when a thread is free (readiness).
+    func ping() async throws {
+        try await threads.runIfActive {}
     }
 
     /// Stops the threads after the operations in flight.
@@ -22,6 +29,8 @@ public final class SignerPool: Sendable {
     func signatureFields(for signatures: [(signer: DKIMSigner, prepared: PreparedSignature)]) async throws -> [String] {
         guard !signatures.isEmpty else { return [] }
         let work = signatures.map { SignatureJob(signer: $0.signer, prepared: $0.prepared) }
+        metrics.signerJobQueued()
+        defer { metrics.signerJobDone() }
         return try await threads.runIfActive {
             try work.map { job in
                 let signature: [UInt8]

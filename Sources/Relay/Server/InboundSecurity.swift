@@ -130,7 +130,7 @@ extension InboundSession {
             return try await authenticationFailed(user: user, reason: "wrong user or password", replies)
         }
         session.authenticated(user)
-        context.statistics.authSuccesses.increment()
+        context.metrics.authentication(succeeded: true)
         logger[metadataKey: "user"] = "\(user)"
         logger.info("authenticated")
         try await replies.send(SMTPReply(code: 235, EnhancedStatusCode(2, 7, 0), "authentication successful"))
@@ -143,12 +143,11 @@ extension InboundSession {
         -> Bool
     {
         security.failures += 1
-        context.statistics.authFailures.increment()
+        context.metrics.authentication(succeeded: false)
         logger.warning(
             "authentication failed",
             metadata: [
                 "user": "\(user)", "reason": "\(reason)", "session_failures": "\(security.failures)",
-                "failures_total": "\(context.statistics.authFailures.count)",
             ])
         try await replies.send(SMTPReply(code: 535, EnhancedStatusCode(5, 7, 8), "authentication credentials invalid"))
         guard security.failures < InboundSecurity.maximumFailures else {

@@ -13,7 +13,8 @@ struct RelayContext: Sendable {
     var nextHop: any NextHop
     var nextHopCapabilities: NextHopCapabilityCache
     var logger: Logger
-    var statistics: RelayStatistics
+    var metrics: RelayMetrics
+    var nextHopHealth: NextHopHealth
     var security = RelaySecurity()
 }
 
@@ -40,6 +41,8 @@ struct InboundSession {
         didSet { if !transactionOpen { drain.leaveTransaction() } }
     }
     var logger: Logger
+    /// Metrics and the log line of the transaction in progress.
+    private var transaction: TransactionRecord?
 
     /// Attribute names Signet accepts from a client in `xclient_networks` (those Postfix sends).
     static let xclientAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"]
@@ -117,6 +120,7 @@ struct InboundSession {
             }
         }
         try? await replies.flush()
+        await abandonTransaction()
         await closeDownstream()
     }
 
@@ -186,6 +190,7 @@ struct InboundSession {
         case .forwardRecipient(let to, let parameters):
             guard let downstream, downstream.isUsable else {
                 session.recipientResult(accepted: false)
+                context.metrics.tempfailed(.nextHopLost)
                 try await replies.send(NextHopReplies.lost("before RCPT"))
                 return true
             }
@@ -195,6 +200,8 @@ struct InboundSession {
             let reply = await downstream.recipient(
                 to: to, parameters: parameters.filter { dsn || !Self.dsnParameters.contains($0.keyword) })
             session.recipientResult(accepted: reply.isPositive)
+            context.metrics.passedBack(reply, command: "rcpt", nextHopUsable: downstream.isUsable)
+            if reply.isPositive { transaction?.recipients += 1 }
             try await replies.send(reply)
         case .startData:
             startMessage()
@@ -242,6 +249,8 @@ struct InboundSession {
     private mutating func abandonTransaction() async {
         assembler = nil
         messageProblem = nil
+        transaction?.log(reply: nil, outcome: "abandoned", logger: logger, client: peer)
+        transaction = nil
         if transactionOpen, let downstream, downstream.isUsable {
             timer.enter(.waitingForUs)
             _ = await downstream.reset()
@@ -257,6 +266,7 @@ struct InboundSession {
             return SessionDrain.reply(context.configuration.hostname)
         }
         defer { if !transactionOpen { drain.leaveTransaction() } }
+        transaction = TransactionRecord(sender: from)
         if let current = downstream, !current.isUsable {
             await current.quit()
             downstream = nil
@@ -266,9 +276,12 @@ struct InboundSession {
                 downstream = try await context.nextHop.connect()
             } catch {
                 logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
-                context.statistics.nextHopFailures.increment()
                 session.mailResult(accepted: false)
-                return (error as? NextHopError)?.reply ?? NextHopReplies.unavailable("\(error)")
+                let reply = (error as? NextHopError)?.reply ?? NextHopReplies.unavailable("\(error)")
+                context.metrics.tempfailed(.nextHopUnavailable)
+                transaction?.log(reply: reply, outcome: "tempfailed", logger: logger, client: peer)
+                transaction = nil
+                return reply
             }
         }
         guard let downstream else { return NextHopReplies.unavailable("no connection") }
@@ -289,6 +302,11 @@ struct InboundSession {
         let reply = await downstream.mail(from: from, parameters: forwarded, client: identity)
         transactionOpen = reply.isPositive
         session.mailResult(accepted: reply.isPositive)
+        context.metrics.passedBack(reply, command: "mail", nextHopUsable: downstream.isUsable)
+        if !reply.isPositive {
+            transaction?.log(reply: reply, outcome: "refused", logger: logger, client: peer)
+            transaction = nil
+        }
         return reply
     }
 
@@ -321,54 +339,65 @@ struct InboundSession {
     /// End of data: sign, send, and answer with the next hop's own reply.
     private mutating func finishMessage() async -> SMTPReply {
         timer.enter(.waitingForUs)
+        transaction?.endOfData = .now
         defer {
             assembler = nil
             transactionOpen = false
+            transaction = nil
             session.messageFinished()
         }
         guard var assembler = assembler else {
             return SMTPReply(code: 503, EnhancedStatusCode(5, 5, 1), "no message in progress")
         }
+        context.metrics.received(bytes: assembler.size)
+        transaction?.size = assembler.size
         if let problem = messageProblem {
             if let downstream, downstream.isUsable { _ = await downstream.reset() }
-            context.statistics.messagesRefused.increment()
+            context.metrics.refusedLocally(problem)
             logger.notice("message refused", metadata: ["reply": "\(problem)"])
-            return problem
+            return answered(problem, outcome: problem.isTransientFailure ? "tempfailed" : "rejected")
         }
         let assembled: AssembledMessage
         do {
             assembled = try assembler.finish(now: Int(Date().timeIntervalSince1970))
         } catch {
             if let downstream, downstream.isUsable { _ = await downstream.reset() }
-            return SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "local problem finishing the message: \(error)")
+            context.metrics.tempfailed(.localError)
+            let reply = SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "local problem finishing the message: \(error)")
+            return answered(reply, outcome: "tempfailed")
         }
         let fields: [String]
+        let signingStarted = ContinuousClock.now
         do {
             fields = try await context.signerPool.signatureFields(for: assembled.signatures)
+            let signing = signingStarted.duration(to: .now)
+            let made = context.metrics.signed(assembled, duration: signing)
+            transaction?.signing = signing
+            transaction?.signatures = made
         } catch {
             logger.error("signing failed", metadata: ["error": "\(error)"])
+            context.metrics.signingFailed(assembled)
             if let downstream, downstream.isUsable { _ = await downstream.reset() }
-            return SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "signing failed, try again later")
+            let reply = SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "signing failed, try again later")
+            return answered(reply, outcome: "tempfailed")
         }
+        transaction?.unsigned = assembled.unsignedReason?.rawValue
         guard let downstream, downstream.isUsable else {
-            return NextHopReplies.lost("before the message was sent")
+            context.metrics.tempfailed(.nextHopLost)
+            return answered(NextHopReplies.lost("before the message was sent"), outcome: "tempfailed")
         }
+        let sendStarted = ContinuousClock.now
         let reply = await downstream.message(prepending: fields, content: assembled.content)
-        if reply.isPositive {
-            if fields.isEmpty {
-                context.statistics.messagesUnsigned.increment()
-            } else {
-                context.statistics.messagesSigned.increment()
-            }
-        }
-        logger.info(
-            "message relayed",
-            metadata: [
-                "size": "\(assembled.content.count)", "from_domain": "\(assembled.fromDomain ?? "-")",
-                "signatures": "\(assembled.signatures.map { "d=\($0.signer.domain) s=\($0.signer.selector)" })",
-                "unsigned": "\(assembled.unsignedReason?.rawValue ?? "-")", "reply": "\(reply.code)",
-            ]
-        )
+        transaction?.nextHop = sendStarted.duration(to: .now)
+        let sent = assembled.content.count + fields.reduce(0) { $0 + $1.utf8.count }
+        let outcome = context.metrics.delivered(
+            reply, nextHopUsable: downstream.isUsable, bytes: sent, nextHopDuration: transaction?.nextHop)
+        return answered(reply, outcome: outcome)
+    }
+
+    /// Ends the transaction's record (latencies, its log line) with the reply the client gets.
+    private func answered(_ reply: SMTPReply, outcome: String) -> SMTPReply {
+        transaction?.finished(with: reply, outcome: outcome, metrics: context.metrics, logger: logger, client: peer)
         return reply
     }
 }

@@ -14,28 +14,33 @@ public final class RelayServer: Service, Sendable {
     private let current: NIOLockedValueBox<RelayContext>
     private let group: any EventLoopGroup
     private let signerPool: SignerPool
+    private let draining = NIOLockedValueBox(false)
     private let logger: Logger
     private let active = NIOLockedValueBox<[ObjectIdentifier: (channel: any Channel, drain: SessionDrain)]>([:])
     private let boundAddresses = NIOLockedValueBox<[SocketAddress]>([])
     private let readyPromise: NIOLockedValueBox<[CheckedContinuation<[SocketAddress], Never>]> = NIOLockedValueBox([])
 
-    /// The counters of this server; they survive reloads.
-    public let statistics = RelayStatistics()
+    /// The metrics of this server; they survive reloads.
+    public let metrics: RelayMetrics
 
     /// A server for `configuration`; keys are loaded and checked here, so a bad key fails before listening.
-    public init(configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger) throws {
+    public init(
+        configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger,
+        metrics: RelayMetrics = RelayMetrics()
+    ) throws {
         self.group = group
         self.logger = logger
-        self.signerPool = SignerPool(threadCount: System.coreCount)
+        self.metrics = metrics
+        self.signerPool = SignerPool(threadCount: System.coreCount, metrics: metrics)
         let context = try Self.makeContext(
-            configuration, group: group, signerPool: signerPool, logger: logger, statistics: statistics,
+            configuration, group: group, signerPool: signerPool, logger: logger, metrics: metrics,
             capabilities: NextHopCapabilityCache())
         self.current = NIOLockedValueBox(context)
     }
 
     private static func makeContext(
         _ configuration: RelayConfiguration, group: any EventLoopGroup, signerPool: SignerPool, logger: Logger,
-        statistics: RelayStatistics, capabilities: NextHopCapabilityCache
+        metrics: RelayMetrics, capabilities: NextHopCapabilityCache
     ) throws -> RelayContext {
         let table = try SigningTable(configuration.signing)
         let nextHop: any NextHop
@@ -48,14 +53,18 @@ public final class RelayServer: Service, Sendable {
         } else {
             nextHop = try CaptureNextHop(directory: configuration.effectiveCaptureDirectory)
         }
+        metrics.setKeyExpiries(
+            configuration.signing.keys.values.compactMap { key in key.expires.map { (key.domain, key.selector, $0) } })
+        let health = NextHopHealth()
         return RelayContext(
             configuration: configuration,
             signingTable: table,
             signerPool: signerPool,
-            nextHop: nextHop,
+            nextHop: MonitoredNextHop(inner: nextHop, health: health, metrics: metrics),
             nextHopCapabilities: capabilities,
             logger: logger,
-            statistics: statistics,
+            metrics: metrics,
+            nextHopHealth: health,
             security: security
         )
     }
@@ -71,7 +80,7 @@ public final class RelayServer: Service, Sendable {
         let capabilities =
             old.configuration.nextHop == configuration.nextHop ? old.nextHopCapabilities : NextHopCapabilityCache()
         let context = try Self.makeContext(
-            configuration, group: group, signerPool: signerPool, logger: logger, statistics: statistics,
+            configuration, group: group, signerPool: signerPool, logger: logger, metrics: metrics,
             capabilities: capabilities)
         current.withLockedValue { $0 = context }
         if configuration.listen != old.configuration.listen {
@@ -131,7 +140,7 @@ public final class RelayServer: Service, Sendable {
                             var logger = context.logger
                             logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
                             try channel.pipeline.syncOperations.addHandler(
-                                StartTLSHandler(logger: logger, statistics: context.statistics))
+                                StartTLSHandler(logger: logger, metrics: context.metrics))
                         }
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
@@ -155,6 +164,7 @@ public final class RelayServer: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new connections, finishing transactions in flight")
+            self.draining.withLockedValue { $0 = true }
             for listener in listening { listener.channel.close(promise: nil) }
             let hostname = self.configuration.hostname
             for (channel, drain) in self.active.withLockedValue({ Array($0.values) }) where drain.drain() {
@@ -209,14 +219,15 @@ public final class RelayServer: Service, Sendable {
             refusal = nil
         }
         if let refusal {
-            context.statistics.connectionsRefused.increment()
+            context.metrics.connectionRefused(byAccessControl: refusal.code == 554)
             context.logger.notice("connection refused", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "reply": "\(refusal.code)"])
             try? await connection.executeThenClose { _, outbound in
                 try await outbound.write(refusal.encoded())
             }
             return
         }
-        context.statistics.connectionsAccepted.increment()
+        context.metrics.connectionOpened()
+        defer { context.metrics.connectionClosed() }
         let timer: ClientTimer
         do {
             timer = try await channel.eventLoop.submit {
@@ -236,4 +247,12 @@ public final class RelayServer: Service, Sendable {
             context.logger.debug("session ended with an error", metadata: ["error": "\(error)"])
         }
     }
+}
+
+// What `readiness()` (Metrics/RelayReadiness.swift) reads.
+extension RelayServer {
+    var listeningNow: [SocketAddress] { boundAddresses.withLockedValue { $0 } }
+    var isDraining: Bool { draining.withLockedValue { $0 } }
+    var currentContext: RelayContext { current.withLockedValue { $0 } }
+    var signerPoolForReadiness: SignerPool { signerPool }
 }

@@ -11,7 +11,7 @@ final class StartTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundOut = ByteBuffer
 
     private let logger: Logger
-    private let statistics: RelayStatistics
+    private let metrics: RelayMetrics
     /// Bytes passed on before TLS started.
     private(set) var plaintextBytes = 0
     private var state = State.plaintext
@@ -22,9 +22,9 @@ final class StartTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
         case established
     }
 
-    init(logger: Logger, statistics: RelayStatistics) {
+    init(logger: Logger, metrics: RelayMetrics) {
         self.logger = logger
-        self.statistics = statistics
+        self.metrics = metrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -35,7 +35,7 @@ final class StartTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event, state == .handshaking {
             state = .established
-            statistics.tlsHandshakes.increment()
+            metrics.tlsHandshake(.success)
             let version = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion
             logger.info("TLS established", metadata: ["version": "\(version.map { "\($0)" } ?? "?")"])
         }
@@ -46,7 +46,7 @@ final class StartTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
         // NIOSSLHandler closes the connection itself; this only tells the operator why.
         if state == .handshaking {
             state = .established  // one report per connection
-            statistics.tlsHandshakeFailures.increment()
+            metrics.tlsHandshake(.failure)
             logger.notice("TLS handshake failed, connection closed", metadata: ["error": "\(error)"])
         }
         context.fireErrorCaught(error)

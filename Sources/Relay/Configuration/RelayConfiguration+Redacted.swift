@@ -1,0 +1,53 @@
+import DKIM
+import DKIMCore
+import Foundation
+
+extension RelayConfiguration {
+    /// The configuration in effect as JSON, for `/debug/config`. Fields are listed one by one rather than
+    /// reflected, so a secret added to the configuration later (an AUTH password, an SRS secret) stays out until
+    /// someone decides it may be shown. Key files appear as paths; their contents never do.
+    public func redactedJSON() -> String {
+        let signingKeys = signing.keys.mapValues { key -> [String: Any] in
+            var entry: [String: Any] = ["domain": key.domain, "selector": key.selector, "key_file": key.keyFile]
+            if let algorithm = key.algorithm { entry["algorithm"] = algorithm.rawValue }
+            if let expires = key.expires { entry["expires"] = expires }
+            return entry
+        }
+        let table = signing.table.map { rule -> [String: Any] in
+            var entry: [String: Any] = ["from": rule.from, "keys": rule.keys]
+            if let canonicalization = rule.canonicalization { entry["canonicalization"] = canonicalization.tagValue }
+            if let headers = rule.headers { entry["headers"] = headers }
+            return entry
+        }
+        let document: [String: Any] = [
+            "listen": listen.map(\.description),
+            "hostname": hostname,
+            "next_hop": nextHop?.description ?? NSNull(),
+            "metrics_listen": metricsListen?.description ?? NSNull(),
+            "state_directory": stateDirectory,
+            "capture_directory": effectiveCaptureDirectory,
+            "client_networks": clientNetworks.map(\.description),
+            "xclient_networks": xclientNetworks.map(\.description),
+            "forward_client_identity": forwardClientIdentity.rawValue,
+            "limits": [
+                "max_connections": limits.maxConnections, "max_message_size": limits.maxMessageSize,
+                "max_recipients": limits.maxRecipients, "spool_threshold": limits.spoolThreshold,
+            ],
+            "timeouts": [
+                "command": timeouts.command, "data_block": timeouts.dataBlock,
+                "next_hop_connect": timeouts.nextHopConnect, "next_hop_command": timeouts.nextHopCommand,
+                "next_hop_data_end": timeouts.nextHopDataEnd, "shutdown_grace": timeouts.shutdownGrace,
+            ],
+            "signing": [
+                "keys": signingKeys, "table": table, "canonicalization": signing.canonicalization.tagValue,
+                "headers": signing.headers, "oversign": signing.oversign, "timestamp": signing.timestamp,
+                "expiration": signing.expiration,
+            ] as [String: Any],
+        ]
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
