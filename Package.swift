@@ -34,6 +34,7 @@ let package = Package(
             name: "Keys",
             dependencies: ["COpenSSL"]
         ),
+        .target(name: "SRS", dependencies: ["Keys"]),
         .target(
             name: "DKIM",
             dependencies: ["DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
@@ -76,6 +77,7 @@ let package = Package(
             dependencies: ["DKIMCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "KeysTests", dependencies: ["Keys"]),
+        .testTarget(name: "SRSTests", dependencies: ["SRS"]),
         .testTarget(
             name: "DKIMTests",
             dependencies: ["DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
