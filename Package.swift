@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "SignetCLI",
             dependencies: [
-                "DKIM", "DKIMCore", "Keys", "MailMessage", "Relay",
+                "DKIM", "DKIMCore", "Keys", "MailMessage", "Relay", "SRS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "DKIM", "DKIMCore", "Keys", "MailMessage", "SMTPProtocol",
+                "DKIM", "DKIMCore", "Keys", "MailMessage", "SMTPProtocol", "SRS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,14 +98,14 @@ let package = Package(
         .testTarget(
             name: "RelayTests",
             dependencies: [
-                "Relay", "SMTPProtocol", "DKIM", "DKIMCore", "Keys", "MailMessage",
+                "Relay", "SMTPProtocol", "DKIM", "DKIMCore", "Keys", "MailMessage", "SRS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["DKIM", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["DKIM", "Keys", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
         ),
     ]
 )

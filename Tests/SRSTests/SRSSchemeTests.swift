@@ -1,3 +1,4 @@
+import Foundation
 import SRS
 import Testing
 
@@ -108,7 +109,7 @@ struct SRSSchemeTests {
             guard hashA.contains("+") || hashA.contains("/") else { continue }
             found = true
             let hashB = b.split(separator: "=")[1]
-            #expect(hashB == hashA.replacingOccurrences("+", "-").replacingOccurrences("/", "_"))
+            #expect(hashB == String(hashA).replacingOccurrences("+", "-").replacingOccurrences("/", "_"))
             #expect(try standard.reverse(b, now: Self.now) == sender)
             #expect(try url.reverse(a, now: Self.now) == sender)
         }
@@ -199,14 +200,8 @@ struct SRSSchemeTests {
     }
 }
 
-extension StringProtocol {
+extension String {
     func replacingOccurrences(_ target: String, _ replacement: String) -> String {
-        var result = ""
-        var rest = Substring(self)
-        while let range = rest.range(of: target) {
-            result += rest[..<range.lowerBound] + replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
+        replacingOccurrences(of: target, with: replacement)
     }
 }
