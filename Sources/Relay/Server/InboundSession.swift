@@ -14,6 +14,8 @@ struct RelayContext: Sendable {
     var nextHopCapabilities: NextHopCapabilityCache
     var logger: Logger
     var statistics: RelayStatistics
+    /// SRS envelope rewriting (MAIL FROM forward, RCPT TO reverse); a no-op unless configured.
+    var srs: SRSRewriter
 }
 
 /// One client connection: parses what the client sends, answers locally what it can, asks the next hop the rest
@@ -158,7 +160,15 @@ struct InboundSession {
             try await replies.send(reply)
         case .forwardMail(let from, let parameters):
             try await replies.send(await forwardMail(from: from, parameters: parameters))
-        case .forwardRecipient(let to, let parameters):
+        case .forwardRecipient(let recipient, let parameters):
+            let to: String
+            switch context.srs.recipient(recipient) {
+            case .use(let address): to = address
+            case .refuse(let reply):
+                session.recipientResult(accepted: false)
+                try await replies.send(reply)
+                return true
+            }
             guard let downstream, downstream.isUsable else {
                 session.recipientResult(accepted: false)
                 try await replies.send(NextHopReplies.lost("before RCPT"))
@@ -224,8 +234,15 @@ struct InboundSession {
         transactionOpen = false
     }
 
-    private mutating func forwardMail(from: String, parameters: [SMTPParameter]) async -> SMTPReply {
+    private mutating func forwardMail(from sender: String, parameters: [SMTPParameter]) async -> SMTPReply {
         timer.enter(.waitingForUs)
+        let from: String
+        switch context.srs.sender(sender) {
+        case .use(let address): from = address
+        case .refuse(let reply):
+            session.mailResult(accepted: false)
+            return reply
+        }
         if let current = downstream, !current.isUsable {
             await current.quit()
             downstream = nil

@@ -53,7 +53,8 @@ public final class RelayServer: Service, Sendable {
             nextHop: nextHop,
             nextHopCapabilities: capabilities,
             logger: logger,
-            statistics: statistics
+            statistics: statistics,
+            srs: try SRSRewriter(configuration.srs, statistics: statistics.srs)
         )
     }
 

@@ -15,6 +15,8 @@ public final class RelayStatistics: Sendable {
     public let messagesUnsigned = Counter()
     public let messagesRefused = Counter()
     public let nextHopFailures = Counter()
+    /// Envelope rewriting by SRS.
+    public let srs = SRSStatistics()
 
     public init() {}
 }
