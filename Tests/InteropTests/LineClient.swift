@@ -70,7 +70,7 @@ final class LineClient {
         return false
     }
 
-    private func line() -> String? {
+    func line() -> String? {
         while true {
             if let end = buffered.firstIndex(of: UInt8(ascii: "\n")) {
                 var line = Array(buffered[..<end])
