@@ -101,6 +101,7 @@ let package = Package(
                 "Relay", "SMTPProtocol", "DKIM", "DKIMCore", "Keys", "MailMessage", "SRS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
