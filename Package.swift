@@ -137,4 +137,12 @@ if Context.environment["SIGNET_BENCHMARKS"] != nil {
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         )
     )
+    package.targets.append(
+        .executableTarget(
+            name: "SRSBenchmarks",
+            dependencies: ["SRS", "Keys", .product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/SRSBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    )
 }

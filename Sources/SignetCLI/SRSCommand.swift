@@ -10,7 +10,8 @@ import SRS
 struct SRSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "srs",
-        abstract: "Rewrite envelope senders with SRS (Mail::SRS / postsrsd compatible), reverse them, or serve Postfix.",
+        abstract:
+            "Rewrite envelope senders with SRS (Mail::SRS / postsrsd compatible), reverse them, or serve Postfix.",
         discussion: """
               signet srs forward --secret S --domain fwd.example alice@orig.example
               signet srs reverse --secret S SRS0=HHHH=TT=orig.example=alice@fwd.example
@@ -35,7 +36,8 @@ struct SRSOptionGroup: ParsableArguments {
     @Option(help: "Unix time to use instead of the clock (for tests and reproducible output).")
     var now: Int?
 
-    @Option(help: "Hash alphabet written: base64 (Mail::SRS, postsrsd 1.x) or base64url (postsrsd 2.2.6+); both are read.")
+    @Option(
+        help: "Hash alphabet written: base64 (Mail::SRS, postsrsd 1.x) or base64url (postsrsd 2.2.6+); both are read.")
     var hashEncoding: String = "base64"
 
     @Option(help: "Days an SRS address stays valid.")
@@ -166,7 +168,8 @@ struct SRSServeCommand: AsyncParsableCommand {
             throw CLIError("--too-long: '\(tooLong)' is not pass or tempfail")
         }
         let lookup = SRSLookup(
-            scheme: try options.scheme(localPartLimit: 64), domain: domain, localDomains: localDomain, tooLong: fallback)
+            scheme: try options.scheme(localPartLimit: 64), domain: domain, localDomains: localDomain, tooLong: fallback
+        )
         var listeners: [(HostPort, SRSLookupServer.WireProtocol)] = []
         for (text, wire) in [
             (socketmap, SRSLookupServer.WireProtocol.socketmap), (tcpForward, .tcpTable(forward: true)),
@@ -183,7 +186,8 @@ struct SRSServeCommand: AsyncParsableCommand {
         var channels: [any Channel] = []
         for (address, wire) in listeners {
             do {
-                let channel = try await SRSLookupServer.bind(address, protocol: wire, lookup: lookup, group: group, logger: logger)
+                let channel = try await SRSLookupServer.bind(
+                    address, protocol: wire, lookup: lookup, group: group, logger: logger)
                 logger.info("serving SRS look-ups", metadata: ["address": "\(address)", "protocol": "\(wire)"])
                 channels.append(channel)
             } catch {

@@ -27,7 +27,9 @@ struct SRSInteropTests {
     static func addresses(count: Int, seed: UInt64) -> [String] {
         var random = SRSSplitMix(seed: seed)
         func pick<T>(_ choices: [T]) -> T { choices[Int(random.next() % UInt64(choices.count))] }
-        func word(_ length: Int, _ alphabet: String = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        func word(
+            _ length: Int, _ alphabet: String = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+        )
             -> String
         {
             let characters = Array(alphabet)
@@ -48,8 +50,11 @@ struct SRSInteropTests {
         func domain(_ long: Bool) -> String {
             let labels = long ? 8 + Int(random.next() % 5) : 1 + Int(random.next() % 3)
             let parts = (0..<labels).map { _ in
-                word(long ? 10 + Int(random.next() % 11) : 2 + Int(random.next() % 8), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
-                    .trimmingCharacters(in: CharacterSet(charactersIn: "-")) + "x"
+                word(
+                    long ? 10 + Int(random.next() % 11) : 2 + Int(random.next() % 8),
+                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+                )
+                .trimmingCharacters(in: CharacterSet(charactersIn: "-")) + "x"
             }
             return parts.joined(separator: ".") + "." + pick(["example", "ORG", "Co.Uk", "test"])
         }
@@ -71,17 +76,20 @@ struct SRSInteropTests {
     static func mailSRS(_ requests: [PerlRequest]) throws -> [(address: String?, message: String)] {
         var input = ""
         for request in requests {
-            input += [
-                request.forward ? "forward" : "reverse", "\(request.now)", "\(request.maxAge)",
-                request.secrets.joined(separator: "\u{1f}"), request.address, request.alias,
-            ].joined(separator: "\t") + "\n"
+            input +=
+                [
+                    request.forward ? "forward" : "reverse", "\(request.now)", "\(request.maxAge)",
+                    request.secrets.joined(separator: "\u{1f}"), request.address, request.alias,
+                ].joined(separator: "\t") + "\n"
         }
         let output = try Tools.run(
-            "/usr/bin/perl", [Tools.interopScripts.appendingPathComponent("mailsrs_batch.pl").path], stdin: Data(input.utf8),
+            "/usr/bin/perl", [Tools.interopScripts.appendingPathComponent("mailsrs_batch.pl").path],
+            stdin: Data(input.utf8),
             timeout: 120)
         try #require(output.status == 0, "mailsrs_batch.pl: \(output.stderr)")
         let lines = output.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-        try #require(lines.count == requests.count, "\(lines.count) answers for \(requests.count) requests: \(output.stderr)")
+        try #require(
+            lines.count == requests.count, "\(lines.count) answers for \(requests.count) requests: \(output.stderr)")
         return lines.map { line in
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             return fields[0] == "OK" ? (fields[1], fields.count > 2 ? fields[2] : "") : (nil, fields[1])
@@ -103,10 +111,15 @@ struct SRSInteropTests {
         let inputs = senders + srs0Elsewhere + srs1Elsewhere
 
         let mine = try inputs.map { try signet.forward($0, domain: Self.domain, now: Self.now) }
-        let theirs = try Self.mailSRS(inputs.map { PerlRequest(forward: true, now: Self.now, secrets: [Self.secret], address: $0, alias: Self.domain) })
+        let theirs = try Self.mailSRS(
+            inputs.map {
+                PerlRequest(forward: true, now: Self.now, secrets: [Self.secret], address: $0, alias: Self.domain)
+            })
         var srs1Count = 0
         for (index, input) in inputs.enumerated() {
-            #expect(theirs[index].address == mine[index], "forward <\(input)>: Mail::SRS \(theirs[index]) Signet \(mine[index])")
+            #expect(
+                theirs[index].address == mine[index],
+                "forward <\(input)>: Mail::SRS \(theirs[index]) Signet \(mine[index])")
             if mine[index].hasPrefix("SRS1=") { srs1Count += 1 }
         }
         #expect(srs1Count == 2 * senders.count)
@@ -114,12 +127,16 @@ struct SRSInteropTests {
         // Each reverses the other's output (here identical, but each side parses on its own).
         // SRS0 reverses to the sender; SRS1 (of an SRS0 or of an SRS1) to the first hop's SRS0, which that hop reverses.
         let expectedOriginal = senders + srs0Elsewhere + srs0Elsewhere
-        let reversedByPerl = try Self.mailSRS(mine.map { PerlRequest(forward: false, now: Self.now + 3 * Self.day, secrets: [Self.secret], address: $0) })
+        let reversedByPerl = try Self.mailSRS(
+            mine.map { PerlRequest(forward: false, now: Self.now + 3 * Self.day, secrets: [Self.secret], address: $0) })
         for (index, address) in mine.enumerated() {
             let expected = expectedOriginal[index]
-            #expect(reversedByPerl[index].address == expected, "Mail::SRS reverse <\(address)>: \(reversedByPerl[index])")
+            #expect(
+                reversedByPerl[index].address == expected, "Mail::SRS reverse <\(address)>: \(reversedByPerl[index])")
             let perlMade = theirs[index].address ?? ""
-            #expect(Self.signetReverse(signet, perlMade, now: Self.now + 3 * Self.day) == expected, "Signet reverse <\(perlMade)>")
+            #expect(
+                Self.signetReverse(signet, perlMade, now: Self.now + 3 * Self.day) == expected,
+                "Signet reverse <\(perlMade)>")
         }
         // The whole way back: the first hop reverses what our SRS1 reversed to.
         for index in 0..<senders.count {
@@ -136,14 +153,18 @@ struct SRSInteropTests {
         var cases: [(secrets: [String], address: String, now: Int, label: String)] = []
         for sender in senders {
             let address = try signet.forward(sender, domain: Self.domain, now: Self.now)
-            let srs1 = try signet.forward(try old.forward(sender, domain: "first.example", now: Self.now), domain: Self.domain, now: Self.now)
+            let srs1 = try signet.forward(
+                try old.forward(sender, domain: "first.example", now: Self.now), domain: Self.domain, now: Self.now)
             let parts = address.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false)
             let hash = String(parts[1])
             let rest = "=" + parts[2]
             func withHash(_ newHash: String) -> String { "SRS0=" + newHash + rest }
             let flipped = String(hash.prefix(3)) + (hash.last?.lowercased() == "a" ? "B" : "A")
             let swapped = String(hash.map { $0.isUppercase ? Character($0.lowercased()) : Character($0.uppercased()) })
-            for (days, label) in [(0, "today"), (21, "21 days"), (22, "22 days"), (-1, "tomorrow's"), (-30, "a month ahead"), (1024, "a cycle later"), (1024 + 21, "cycle + 21"), (1024 + 22, "cycle + 22"), (400, "400 days")] {
+            for (days, label) in [
+                (0, "today"), (21, "21 days"), (22, "22 days"), (-1, "tomorrow's"), (-30, "a month ahead"),
+                (1024, "a cycle later"), (1024 + 21, "cycle + 21"), (1024 + 22, "cycle + 22"), (400, "400 days"),
+            ] {
                 cases.append(([Self.secret], address, Self.now + days * Self.day, "timestamp \(label)"))
             }
             cases.append(([Self.secret], withHash(flipped), Self.now, "wrong hash"))
@@ -156,15 +177,19 @@ struct SRSInteropTests {
             cases.append(([Self.oldSecret, Self.secret], address, Self.now, "rotated: old secret still listed"))
             cases.append(([Self.secret, Self.oldSecret], srs1, Self.now, "SRS1, second secret"))
             cases.append(([Self.oldSecret], srs1, Self.now, "SRS1, retired secret"))
-            cases.append(([Self.secret], srs1.replacingOccurrences(of: "SRS1=", with: "SRS1=x"), Self.now, "SRS1 wrong hash"))
+            cases.append(
+                ([Self.secret], srs1.replacingOccurrences(of: "SRS1=", with: "SRS1=x"), Self.now, "SRS1 wrong hash"))
             cases.append(([Self.secret], srs1.lowercased(), Self.now, "SRS1 lower-cased"))
         }
-        let perl = try Self.mailSRS(cases.map { PerlRequest(forward: false, now: $0.now, secrets: $0.secrets, address: $0.address) })
+        let perl = try Self.mailSRS(
+            cases.map { PerlRequest(forward: false, now: $0.now, secrets: $0.secrets, address: $0.address) })
         var accepted = 0
         var rejected = 0
         for (index, test) in cases.enumerated() {
             let ours = Self.signetReverse(Self.scheme(test.secrets), test.address, now: test.now)
-            #expect(ours == perl[index].address, "\(test.label) <\(test.address)>: Mail::SRS \(perl[index]), Signet \(ours ?? "refused")")
+            #expect(
+                ours == perl[index].address,
+                "\(test.label) <\(test.address)>: Mail::SRS \(perl[index]), Signet \(ours ?? "refused")")
             if ours == nil { rejected += 1 } else { accepted += 1 }
         }
         #expect(accepted > 400 && rejected > 400, "accepted \(accepted), rejected \(rejected)")
@@ -173,7 +198,9 @@ struct SRSInteropTests {
         #expect(throws: SRSError.expired(address: address, ageDays: 22, maximumAgeDays: 21)) {
             try signet.reverse(address, now: Self.now + 22 * Self.day)
         }
-        #expect(throws: SRSError.futureTimestamp(address: address, daysAhead: 1)) { try signet.reverse(address, now: Self.now - Self.day) }
+        #expect(throws: SRSError.futureTimestamp(address: address, daysAhead: 1)) {
+            try signet.reverse(address, now: Self.now - Self.day)
+        }
         #expect(throws: SRSError.invalidHash(address: address)) { try old.reverse(address, now: Self.now) }
     }
 
@@ -195,8 +222,11 @@ struct SRSInteropTests {
             reversePort = forwardPort + 1
             let started = try Tools.run(
                 "/usr/sbin/postsrsd",
-                ["-s", file.path, "-d", domain, "-l", "127.0.0.1", "-f", "\(forwardPort)", "-r", "\(reversePort)", "-4", "-D",
-                 "-p", pidFile.path],
+                [
+                    "-s", file.path, "-d", domain, "-l", "127.0.0.1", "-f", "\(forwardPort)", "-r", "\(reversePort)",
+                    "-4", "-D",
+                    "-p", pidFile.path,
+                ],
                 timeout: 30)
             try #require(started.status == 0, "postsrsd: \(started.stderr)")
             try RelayEndToEndTests.waitForPort(forwardPort)
@@ -264,13 +294,17 @@ struct SRSInteropTests {
         let theirs = try PostSRSd.lookup(inputs, port: daemon.forwardPort)
         let mine = try inputs.map { try signet.forward($0, domain: Self.domain, now: now) }
         for (index, input) in inputs.enumerated() {
-            #expect(theirs[index] == mine[index], "forward <\(input)>: postsrsd \(theirs[index] ?? "500"), Signet \(mine[index])")
+            #expect(
+                theirs[index] == mine[index],
+                "forward <\(input)>: postsrsd \(theirs[index] ?? "500"), Signet \(mine[index])")
         }
         let expected = senders + srs0Elsewhere.map { $0 }
         let reversedByPostsrsd = try PostSRSd.lookup(mine, port: daemon.reversePort)
         for (index, address) in mine.enumerated() {
             let want = index < senders.count ? expected[index] : srs0Elsewhere[index - senders.count]
-            #expect(reversedByPostsrsd[index] == want, "postsrsd reverse <\(address)>: \(reversedByPostsrsd[index] ?? "500")")
+            #expect(
+                reversedByPostsrsd[index] == want,
+                "postsrsd reverse <\(address)>: \(reversedByPostsrsd[index] ?? "500")")
             if let made = theirs[index] {
                 #expect(Self.signetReverse(signet, made, now: now) == want, "Signet reverse <\(made)>")
             }
@@ -285,8 +319,10 @@ struct SRSInteropTests {
             cases.append((fresh, true, "fresh"))
             cases.append((try old.forward(sender, domain: Self.domain, now: now), true, "second secret"))
             cases.append((try retired.forward(sender, domain: Self.domain, now: now), false, "retired secret"))
-            cases.append((try signet.forward(sender, domain: Self.domain, now: now - 21 * Self.day), true, "21 days old"))
-            cases.append((try signet.forward(sender, domain: Self.domain, now: now - 22 * Self.day), false, "22 days old"))
+            cases.append(
+                (try signet.forward(sender, domain: Self.domain, now: now - 21 * Self.day), true, "21 days old"))
+            cases.append(
+                (try signet.forward(sender, domain: Self.domain, now: now - 22 * Self.day), false, "22 days old"))
             cases.append((try signet.forward(sender, domain: Self.domain, now: now + 2 * Self.day), false, "future"))
             let parts = fresh.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false)
             let hash = String(parts[1])
@@ -298,9 +334,13 @@ struct SRSInteropTests {
         let verdicts = try PostSRSd.lookup(cases.map(\.address), port: daemon.reversePort)
         for (index, test) in cases.enumerated() {
             let ours = Self.signetReverse(signet, test.address, now: now)
-            #expect((verdicts[index] != nil) == test.accept, "postsrsd, \(test.label) <\(test.address)>: \(verdicts[index] ?? "500")")
+            #expect(
+                (verdicts[index] != nil) == test.accept,
+                "postsrsd, \(test.label) <\(test.address)>: \(verdicts[index] ?? "500")")
             #expect((ours != nil) == test.accept, "Signet, \(test.label) <\(test.address)>")
-            #expect(ours == verdicts[index], "\(test.label): postsrsd \(verdicts[index] ?? "500"), Signet \(ours ?? "refused")")
+            #expect(
+                ours == verdicts[index],
+                "\(test.label): postsrsd \(verdicts[index] ?? "500"), Signet \(ours ?? "refused")")
         }
     }
 
@@ -319,8 +359,12 @@ struct SRSInteropTests {
         let port = RelayEndToEndTests.freePort()
         let serve = try RelayEndToEndTests.Running(
             try Tools.signet,
-            ["srs", "serve", "--secrets-file", secrets.path, "--domain", Self.domain, "--local-domain", ".local.example",
-             "--socketmap", "127.0.0.1:\(port)", "--tcp-forward", "127.0.0.1:\(port + 1)", "--tcp-reverse", "127.0.0.1:\(port + 2)"],
+            [
+                "srs", "serve", "--secrets-file", secrets.path, "--domain", Self.domain, "--local-domain",
+                ".local.example",
+                "--socketmap", "127.0.0.1:\(port)", "--tcp-forward", "127.0.0.1:\(port + 1)", "--tcp-reverse",
+                "127.0.0.1:\(port + 2)",
+            ],
             log: dir.appendingPathComponent("serve.log"))
         defer { serve.stop() }
         try RelayEndToEndTests.waitForPort(port)
@@ -330,7 +374,8 @@ struct SRSInteropTests {
 
         func postmap(_ key: String, _ table: String) throws -> String? {
             // -f: postmap would otherwise fold the key to lower case, and SRS keeps the sender's case.
-            let output = try Tools.run("/usr/sbin/postmap", ["-c", postfixConfig.path, "-f", "-q", key, table], timeout: 30)
+            let output = try Tools.run(
+                "/usr/sbin/postmap", ["-c", postfixConfig.path, "-f", "-q", key, table], timeout: 30)
             return output.status == 0 ? output.text.trimmingCharacters(in: .newlines) : nil
         }
         let now = Int(Date().timeIntervalSince1970)
@@ -348,13 +393,15 @@ struct SRSInteropTests {
             #expect(try postmap(expected, "socketmap:inet:127.0.0.1:\(port):reverse") == sender)
             #expect(try postmap(expected, "tcp:127.0.0.1:\(port + 2)") == sender)
             let fromPostsrsd = try PostSRSd.lookup([sender], port: daemon.forwardPort)[0]!
-            #expect(try postmap(fromPostsrsd, "socketmap:inet:127.0.0.1:\(port):reverse") == sender, "<\(fromPostsrsd)>")
+            #expect(
+                try postmap(fromPostsrsd, "socketmap:inet:127.0.0.1:\(port):reverse") == sender, "<\(fromPostsrsd)>")
         }
         #expect(try postmap("someone@local.example", "socketmap:inet:127.0.0.1:\(port):forward") != nil)
         #expect(try postmap("someone@sub.local.example", "socketmap:inet:127.0.0.1:\(port):forward") == nil)
         #expect(try postmap("bob@fwd.example", "socketmap:inet:127.0.0.1:\(port):forward") == nil)
         #expect(try postmap("plain@fwd.example", "socketmap:inet:127.0.0.1:\(port):reverse") == nil)
-        #expect(try postmap("SRS0=AAAA=AA=orig.example=x@fwd.example", "socketmap:inet:127.0.0.1:\(port):reverse") == nil)
+        #expect(
+            try postmap("SRS0=AAAA=AA=orig.example=x@fwd.example", "socketmap:inet:127.0.0.1:\(port):reverse") == nil)
         #expect(try postmap("SRS0=AAAA=AA=orig.example=x@fwd.example", "tcp:127.0.0.1:\(port + 2)") == nil)
     }
 }

@@ -17,7 +17,9 @@ struct SRSRelayEndToEndTests {
             for line in text.components(separatedBy: "\n") {
                 let line = line.trimmingCharacters(in: .whitespacesAndNewlines)
                 func path(_ prefix: String) -> String? {
-                    guard line.hasPrefix(prefix), let open = line.firstIndex(of: "<"), let close = line.lastIndex(of: ">") else { return nil }
+                    guard line.hasPrefix(prefix), let open = line.firstIndex(of: "<"),
+                        let close = line.lastIndex(of: ">")
+                    else { return nil }
                     return String(line[line.index(after: open)..<close])
                 }
                 if let value = path("X-Mail-Args:") { from = value }
@@ -37,18 +39,21 @@ struct SRSRelayEndToEndTests {
         try "\(Self.secret)\n".write(to: secrets, atomically: true, encoding: .utf8)
         let config = dir.appendingPathComponent("signet.yaml")
         try """
-            srs:
-              mode: both
-              domain: fwd.example
-              secrets_file: \(secrets.path)
-              local_domains: [example.com, .example.com]
-              too_long: tempfail
-            """.write(to: config, atomically: true, encoding: .utf8)
+        srs:
+          mode: both
+          domain: fwd.example
+          secrets_file: \(secrets.path)
+          local_domains: [example.com, .example.com]
+          too_long: tempfail
+        """.write(to: config, atomically: true, encoding: .utf8)
         let port = RelayEndToEndTests.freePort()
         let relay = try RelayEndToEndTests.Running(
             try Tools.signet,
-            ["run", "--config", config.path, "--listen", "127.0.0.1:\(port)", "--next-hop", "127.0.0.1:\(sinkPort)",
-             "--domain", "example.com", "--selector", "rsa", "--key", keys.rsa, "--state-dir", dir.appendingPathComponent("state").path],
+            [
+                "run", "--config", config.path, "--listen", "127.0.0.1:\(port)", "--next-hop", "127.0.0.1:\(sinkPort)",
+                "--domain", "example.com", "--selector", "rsa", "--key", keys.rsa, "--state-dir",
+                dir.appendingPathComponent("state").path,
+            ],
             log: dir.appendingPathComponent("signet.log"))
         defer { relay.stop() }
         try RelayEndToEndTests.waitForPort(port)
@@ -56,8 +61,11 @@ struct SRSRelayEndToEndTests {
         func swaks(from: String, to: String) throws -> Tools.Output {
             try Tools.run(
                 "/usr/bin/swaks",
-                ["--server", "127.0.0.1", "--port", "\(port)", "--from", from, "--to", to, "--h-From", "List <list@example.com>",
-                 "--h-Subject", "srs", "--body", "forwarded\n"],
+                [
+                    "--server", "127.0.0.1", "--port", "\(port)", "--from", from, "--to", to, "--h-From",
+                    "List <list@example.com>",
+                    "--h-Subject", "srs", "--body", "forwarded\n",
+                ],
                 timeout: 60)
         }
         let start = Int(Date().timeIntervalSince1970)
@@ -84,7 +92,8 @@ struct SRSRelayEndToEndTests {
         let bounce = try swaks(from: "<>", to: srsSender)
         #expect(bounce.status == 0, "\(bounce.text)\n\(relay.output)")
         let perlMade = try SRSInteropTests.mailSRS([
-            SRSInteropTests.PerlRequest(forward: true, now: start, secrets: [Self.secret], address: "dave@orig.example", alias: "fwd.example")
+            SRSInteropTests.PerlRequest(
+                forward: true, now: start, secrets: [Self.secret], address: "dave@orig.example", alias: "fwd.example")
         ])[0].address!
         let bounce2 = try swaks(from: "<>", to: perlMade)
         #expect(bounce2.status == 0, "\(bounce2.text)")
@@ -96,7 +105,9 @@ struct SRSRelayEndToEndTests {
         let forged = try swaks(from: "<>", to: "SRS0=AAAA=" + srsSender.dropFirst(10))
         #expect(forged.text.contains("<** 550 5.1.1 invalid SRS address"), "\(forged.text)")
         let expiredAddress = try SRSInteropTests.mailSRS([
-            SRSInteropTests.PerlRequest(forward: true, now: start - 30 * 86_400, secrets: [Self.secret], address: "erin@orig.example", alias: "fwd.example")
+            SRSInteropTests.PerlRequest(
+                forward: true, now: start - 30 * 86_400, secrets: [Self.secret], address: "erin@orig.example",
+                alias: "fwd.example")
         ])[0].address!
         let expired = try swaks(from: "<>", to: expiredAddress)
         #expect(expired.text.contains("<** 550 5.1.1 expired SRS address"), "\(expired.text)")
@@ -104,7 +115,8 @@ struct SRSRelayEndToEndTests {
         #expect(foreign.status == 0, "\(foreign.text)")
 
         // A sender whose rewrite is over 64 octets: tempfail, as configured.
-        let long = try swaks(from: "a.rather.long.local.part.for.srs@a.long.subdomain.of.orig.example", to: "bob@example.org")
+        let long = try swaks(
+            from: "a.rather.long.local.part.for.srs@a.long.subdomain.of.orig.example", to: "bob@example.org")
         #expect(long.text.contains("<** 451 4.1.7"), "\(long.text)")
     }
 }

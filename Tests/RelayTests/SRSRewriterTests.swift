@@ -38,7 +38,8 @@ struct SRSRewriterTests {
         #expect(srs.localDomains == ["example.com", ".example.org"])
         #expect(srs.hashEncoding == .base64url && srs.maxAge == 7 && srs.separator == "+" && srs.tooLong == .tempfail)
         let overridden = try Self.settings(
-            "", environment: ["SIGNET_SRS_MODE": "forward", "SIGNET_SRS_DOMAIN": "f.example", "SIGNET_SRS_SECRETS": "a,b"])
+            "",
+            environment: ["SIGNET_SRS_MODE": "forward", "SIGNET_SRS_DOMAIN": "f.example", "SIGNET_SRS_SECRETS": "a,b"])
         #expect(overridden.mode == .forward && overridden.domain == "f.example" && overridden.secrets == ["a", "b"])
         #expect(try Self.settings("").mode == .off)
     }
@@ -66,7 +67,9 @@ struct SRSRewriterTests {
         }
     }
 
-    static func rewriter(_ mode: RelayConfiguration.SRSSettings.Mode, tooLong: RelayConfiguration.SRSSettings.TooLongFallback = .pass)
+    static func rewriter(
+        _ mode: RelayConfiguration.SRSSettings.Mode, tooLong: RelayConfiguration.SRSSettings.TooLongFallback = .pass
+    )
         throws -> SRSRewriter
     {
         var settings = RelayConfiguration.SRSSettings()
@@ -82,14 +85,17 @@ struct SRSRewriterTests {
     func forward() throws {
         let srs = try Self.rewriter(.forward)
         #expect(srs.sender("alice@orig.example") == .use("SRS0=uvFg=G3=orig.example=alice@fwd.example"))
-        for unchanged in ["", "bob@example.com", "bob@EXAMPLE.com", "bob@a.example.net", "x@fwd.example", "postmaster"] {
+        for unchanged in ["", "bob@example.com", "bob@EXAMPLE.com", "bob@a.example.net", "x@fwd.example", "postmaster"]
+        {
             #expect(srs.sender(unchanged) == .use(unchanged))
         }
         // example.net itself is not covered by .example.net.
         #expect(srs.sender("bob@example.net") != .use("bob@example.net"))
         #expect(srs.sender("\"a@b\"@orig.example") == .use("\"a@b\"@orig.example"))  // SRS cannot carry it: passed
         // forward mode leaves recipients alone.
-        #expect(srs.recipient("SRS0=uvFg=G3=orig.example=alice@fwd.example") == .use("SRS0=uvFg=G3=orig.example=alice@fwd.example"))
+        #expect(
+            srs.recipient("SRS0=uvFg=G3=orig.example=alice@fwd.example")
+                == .use("SRS0=uvFg=G3=orig.example=alice@fwd.example"))
         #expect(srs.statistics.sendersRewritten.count == 2)
         #expect(srs.statistics.sendersNotRewritten.count == 6)
         #expect(srs.statistics.sendersMalformed.count == 1)
@@ -135,7 +141,9 @@ struct SRSRewriterTests {
         }
         #expect(reply.lines.joined().contains("expired SRS address: 30 days old"))
         // Look-alikes of other domains and plain mailboxes of ours pass unchanged; reverse mode leaves senders.
-        #expect(srs.recipient("SRS0=uvFh=G3=orig.example=alice@other.example") == .use("SRS0=uvFh=G3=orig.example=alice@other.example"))
+        #expect(
+            srs.recipient("SRS0=uvFh=G3=orig.example=alice@other.example")
+                == .use("SRS0=uvFh=G3=orig.example=alice@other.example"))
         #expect(srs.recipient("info@fwd.example") == .use("info@fwd.example"))
         #expect(srs.sender("alice@orig.example") == .use("alice@orig.example"))
         #expect(srs.statistics.recipientsReversed.count == 2)
@@ -146,7 +154,8 @@ struct SRSRewriterTests {
 
     @Test("secrets file: one a line, first signs; missing or empty file fails before listening")
     func secretsFile() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("srs-secrets-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("srs-secrets-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try "test-secret-1\r\ntest-old-secret\n\n".write(toFile: path, atomically: true, encoding: .utf8)
         var settings = RelayConfiguration.SRSSettings()
@@ -164,16 +173,22 @@ struct SRSRewriterTests {
 
     @Test("look-up answers: local senders and non-SRS keys are not found; tcp_table %-encoding round-trips")
     func lookup() throws {
-        let lookup = SRSLookup(scheme: try SRSScheme(secrets: ["test-secret-1"]), domain: "fwd.example", localDomains: [".example.com"])
-        #expect(lookup.forward("alice@orig.example", now: Self.now) == .found("SRS0=uvFg=G3=orig.example=alice@fwd.example"))
+        let lookup = SRSLookup(
+            scheme: try SRSScheme(secrets: ["test-secret-1"]), domain: "fwd.example", localDomains: [".example.com"])
+        #expect(
+            lookup.forward("alice@orig.example", now: Self.now) == .found("SRS0=uvFg=G3=orig.example=alice@fwd.example")
+        )
         #expect(lookup.forward("bob@mail.example.com", now: Self.now) == .notFound("local domain"))
-        #expect(lookup.reverse("SRS0=uvFg=G3=orig.example=alice@fwd.example", now: Self.now) == .found("alice@orig.example"))
+        #expect(
+            lookup.reverse("SRS0=uvFg=G3=orig.example=alice@fwd.example", now: Self.now) == .found("alice@orig.example")
+        )
         guard case .notFound = lookup.reverse("alice@orig.example", now: Self.now) else {
             Issue.record("plain address found")
             return
         }
         let tempfail = SRSLookup(scheme: try SRSScheme(secrets: ["s"]), domain: "fwd.example", tooLong: .tempfail)
-        guard case .temporary = tempfail.forward(String(repeating: "x", count: 60) + "@orig.example", now: Self.now) else {
+        guard case .temporary = tempfail.forward(String(repeating: "x", count: 60) + "@orig.example", now: Self.now)
+        else {
             Issue.record("too long not temporary")
             return
         }
@@ -200,7 +215,9 @@ struct SRSLookupServerTests {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         try #require(connected == 0)
         let bytes = Array(request.utf8)
@@ -231,14 +248,19 @@ struct SRSLookupServerTests {
         let tcpPort = try #require(tcp.localAddress?.port)
 
         // Two pipelined requests in one write, answered in order.
-        let pipelined = Self.netstring("forward alice@orig.example") + Self.netstring("reverse SRS0=uvFg=G3=orig.example=alice@fwd.example")
+        let pipelined =
+            Self.netstring("forward alice@orig.example")
+            + Self.netstring("reverse SRS0=uvFg=G3=orig.example=alice@fwd.example")
         let first = Self.netstring("OK SRS0=uvFg=G3=orig.example=alice@fwd.example")
         let second = Self.netstring("OK alice@orig.example")
-        #expect(try Self.exchange(port: port, pipelined, expected: first.utf8.count + second.utf8.count) == first + second)
+        #expect(
+            try Self.exchange(port: port, pipelined, expected: first.utf8.count + second.utf8.count) == first + second)
         // Unknown map: PERM, connection stays usable.
-        let permExpected = Self.netstring("PERM unknown map 'bogus': use forward or reverse") + Self.netstring("NOTFOUND local domain")
+        let permExpected =
+            Self.netstring("PERM unknown map 'bogus': use forward or reverse") + Self.netstring("NOTFOUND local domain")
         let perm = try Self.exchange(
-            port: port, Self.netstring("bogus x@y") + Self.netstring("forward b@fwd.example"), expected: permExpected.utf8.count)
+            port: port, Self.netstring("bogus x@y") + Self.netstring("forward b@fwd.example"),
+            expected: permExpected.utf8.count)
         #expect(perm == permExpected)
         // Broken framing: PERM and the server closes (the read ends before the 200-byte bound).
         #expect(try Self.exchange(port: port, "x:abc,", expected: 200).contains("PERM not a netstring"))

@@ -9,7 +9,9 @@ struct SRSSchemeTests {
     static let now = 1_700_000_000  // day 19675: timestamp "G3"
     static let day = 86_400
 
-    static func scheme(_ secrets: [String] = ["test-secret-1"], _ configure: (inout SRSOptions) -> Void = { _ in })
+    static func scheme(
+        _ secrets: [String] = ["test-secret-1"], _ configure: (inout SRSOptions) -> Void = { _ in }
+    )
         -> SRSScheme
     {
         var options = SRSOptions()
@@ -63,8 +65,10 @@ struct SRSSchemeTests {
     @Test("the hash is compared without case; a different secret or a changed character fails")
     func hashRules() throws {
         let scheme = Self.scheme()
-        #expect(try scheme.reverse("SRS0=UVFG=G3=orig.example=alice@fwd.example", now: Self.now) == "alice@orig.example")
-        #expect(try scheme.reverse("SRS0=uvfg=g3=ORIG.example=ALICE@fwd.example", now: Self.now) == "ALICE@ORIG.example")
+        #expect(
+            try scheme.reverse("SRS0=UVFG=G3=orig.example=alice@fwd.example", now: Self.now) == "alice@orig.example")
+        #expect(
+            try scheme.reverse("SRS0=uvfg=g3=ORIG.example=ALICE@fwd.example", now: Self.now) == "ALICE@ORIG.example")
         #expect(throws: SRSError.invalidHash(address: "SRS0=uvFh=G3=orig.example=alice@fwd.example")) {
             try scheme.reverse("SRS0=uvFh=G3=orig.example=alice@fwd.example", now: Self.now)
         }
@@ -144,7 +148,8 @@ struct SRSSchemeTests {
     func oddLocalParts() throws {
         let scheme = Self.scheme()
         for sender in [
-            "a=b=c@orig.example", "\"john smith\"@orig.example", "\"a=b\"@orig.example", "first.last+tag@sub.orig.example",
+            "a=b=c@orig.example", "\"john smith\"@orig.example", "\"a=b\"@orig.example",
+            "first.last+tag@sub.orig.example",
             "MiXeD.CaSe@Orig.EXAMPLE", "x@" + String(repeating: "long-label.", count: 20) + "example",
             "SRS0look@orig.example", "srs1=only-two@orig.example", "ünï@orig.example",
         ] {
@@ -165,10 +170,16 @@ struct SRSSchemeTests {
         #expect(throws: SRSError.malformed(address: "@orig.example", reason: "empty local part")) {
             try scheme.forward("@orig.example", domain: "fwd.example", now: Self.now)
         }
-        #expect(throws: SRSError.self) { try scheme.forward("a\r\nb@orig.example", domain: "fwd.example", now: Self.now) }
+        #expect(throws: SRSError.self) {
+            try scheme.forward("a\r\nb@orig.example", domain: "fwd.example", now: Self.now)
+        }
         #expect(throws: SRSError.self) { try scheme.forward("a@orig.example", domain: "", now: Self.now) }
-        #expect(throws: SRSError.notSRS(address: "alice@fwd.example")) { try scheme.reverse("alice@fwd.example", now: Self.now) }
-        #expect(throws: SRSError.notSRS(address: "SRS2=x@fwd.example")) { try scheme.reverse("SRS2=x@fwd.example", now: Self.now) }
+        #expect(throws: SRSError.notSRS(address: "alice@fwd.example")) {
+            try scheme.reverse("alice@fwd.example", now: Self.now)
+        }
+        #expect(throws: SRSError.notSRS(address: "SRS2=x@fwd.example")) {
+            try scheme.reverse("SRS2=x@fwd.example", now: Self.now)
+        }
         #expect(throws: SRSError.notSRS(address: "")) { try scheme.reverse("", now: Self.now) }
         for lookalike in [
             "SRS0=@fwd.example", "SRS0=abcd@fwd.example", "SRS0=abcd=G3@fwd.example", "SRS0=abcd=G3=host@fwd.example",

@@ -157,7 +157,8 @@ final class LookupHandler: ChannelInboundHandler {
         }
         let answer = forward ? lookup.forward(request.key, now: now) : lookup.reverse(request.key, now: now)
         logger.debug(
-            "SRS look-up", metadata: ["map": "\(forward ? "forward" : "reverse")", "key": "\(request.key)", "answer": "\(answer)"])
+            "SRS look-up",
+            metadata: ["map": "\(forward ? "forward" : "reverse")", "key": "\(request.key)", "answer": "\(answer)"])
         return .answer(answer)
     }
 
@@ -189,7 +190,8 @@ final class LookupHandler: ChannelInboundHandler {
         var out = ""
         for byte in text.utf8 {
             if byte <= 0x20 || byte >= 0x7f || byte == UInt8(ascii: "%") {
-                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 15, radix: 16, uppercase: true)
+                out +=
+                    "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 15, radix: 16, uppercase: true)
             } else {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             }
