@@ -231,7 +231,14 @@ struct SRSInteropTests {
             try #require(started.status == 0, "postsrsd: \(started.stderr)")
             try RelayEndToEndTests.waitForPort(forwardPort)
             try RelayEndToEndTests.waitForPort(reversePort)
-            let text = try String(contentsOf: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            // The daemon writes its pid after it has bound the ports: wait (bounded) for it.
+            var text = ""
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                text = (try? String(contentsOf: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                if !text.isEmpty { break }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
             pid = try #require(pid_t(text), "postsrsd pid file: '\(text)'")
         }
 
