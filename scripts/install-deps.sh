@@ -5,8 +5,8 @@
 set -euo pipefail
 
 packages=(
-    # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator
-    pkg-config libssl-dev libjemalloc-dev
+    # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator, libxcrypt for AUTH's crypt(3)
+    pkg-config libssl-dev libjemalloc-dev libcrypt-dev
     # independent DKIM verifiers used by the interop tests
     python3 python3-dkim python3-nacl opendkim libmail-dkim-perl libnet-dns-perl
     # used by the tests and `make bench`
@@ -15,6 +15,8 @@ packages=(
     postfix swaks
     # independent SRS implementations for the SRS interop tests: Mail::SRS and postsrsd (libsrs2)
     libmail-srs-perl postsrsd
+    # swaks --tls (installed without recommends, so named here)
+    libnet-ssleay-perl libio-socket-ssl-perl
 )
 
 missing=()

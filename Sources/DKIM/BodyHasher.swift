@@ -2,12 +2,14 @@ import DKIMCore
 import Keys
 import NIOCore
 
-/// Feeds canonical bytes into SHA-256 through a small block-aligned buffer, so the body is never gathered.
+/// Feeds canonical bytes into SHA-256, gathering short writes in a small block-aligned buffer, so the body is never
+/// gathered.
 ///
-/// Canonicalization writes a run per line or so, and the white-space fixes a byte or two at a time. Passed to
+/// Simple canonicalization writes a run per empty line or so, and a byte or two at a time at the end. Passed to
 /// OpenSSL one by one, each write would pay `EVP_DigestUpdate`'s dispatch and SHA-256's partial-block copy, and
 /// each 64-byte block would be compressed by its own call; gathered here, OpenSSL sees whole multiples of 64
-/// bytes. (A copy, not a class reference, shares the buffer, as `SHA256` itself is shared.)
+/// bytes. Long writes (relaxed canonicalization gathers its output itself) go to OpenSSL as they are. (A copy, not
+/// a class reference, shares the buffer, as `SHA256` itself is shared.)
 struct SHA256Sink: CanonicalizationSink, @unchecked Sendable {
     /// Bytes gathered before they are hashed; a multiple of the SHA-256 block size.
     static let bufferCapacity = 4096
@@ -23,9 +25,17 @@ struct SHA256Sink: CanonicalizationSink, @unchecked Sendable {
         buffer = ManagedBuffer<State, UInt8>.create(minimumCapacity: Self.bufferCapacity) { _ in State(hasher: hasher, used: 0) }
     }
 
+    /// Writes at least this long skip the buffer: copying them would cost more than OpenSSL's own handling of the
+    /// partial blocks at their ends. Relaxed canonicalization writes whole staging buffers of about 4 KiB.
+    static let directThreshold = 512
+
     @inline(__always)
     mutating func write(_ bytes: UnsafeRawBufferPointer) {
         let count = bytes.count
+        if count >= Self.directThreshold {
+            writeDirect(bytes)
+            return
+        }
         let fits = buffer.withUnsafeMutablePointers { state, storage -> Bool in
             let used = state.pointee.used
             guard count <= Self.bufferCapacity &- used else { return false }
@@ -38,19 +48,27 @@ struct SHA256Sink: CanonicalizationSink, @unchecked Sendable {
         if !fits { writeOverflowing(bytes) }
     }
 
-    /// Fills and hashes the buffer, hashes whole blocks of what is left straight from `bytes`, keeps the rest.
+    /// Hashes what is buffered, then `bytes` straight from the caller's memory.
+    private func writeDirect(_ bytes: UnsafeRawBufferPointer) {
+        buffer.withUnsafeMutablePointers { state, storage in
+            let hasher = state.pointee.hasher
+            if state.pointee.used > 0 {
+                hasher.update(UnsafeRawBufferPointer(start: storage, count: state.pointee.used))
+                state.pointee.used = 0
+            }
+            hasher.update(bytes)
+        }
+    }
+
+    /// Fills and hashes the buffer and keeps the rest of `bytes`.
     private func writeOverflowing(_ bytes: UnsafeRawBufferPointer) {
         buffer.withUnsafeMutablePointers { state, storage in
             let hasher = state.pointee.hasher
             let fill = Self.bufferCapacity - state.pointee.used
             UnsafeMutableRawPointer(storage + state.pointee.used).copyMemory(from: bytes.baseAddress!, byteCount: fill)
             hasher.update(UnsafeRawBufferPointer(start: storage, count: Self.bufferCapacity))
-            var rest = UnsafeRawBufferPointer(rebasing: bytes[fill...])
-            if rest.count >= Self.bufferCapacity {
-                let blocks = rest.count & ~63
-                hasher.update(UnsafeRawBufferPointer(rebasing: rest[..<blocks]))
-                rest = UnsafeRawBufferPointer(rebasing: rest[blocks...])
-            }
+            // Shorter than `directThreshold`, so the rest fits.
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[fill...])
             if let base = rest.baseAddress, rest.count > 0 {
                 UnsafeMutableRawPointer(storage).copyMemory(from: base, byteCount: rest.count)
             }

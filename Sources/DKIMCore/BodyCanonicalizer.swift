@@ -127,83 +127,237 @@ public struct BodyCanonicalizer: Sendable {
         }
     }
 
+    /// Relaxed canonicalization writes its output into a stack buffer of this many bytes and hands the sink whole
+    /// 64-byte blocks of it: the sixteen-byte scan stores every block it reads there unconditionally, so bytes that
+    /// pass unchanged cost one vector store instead of a `sink.write` (and a `memmove`) per run, and OpenSSL hashes
+    /// straight from the buffer without its partial-block copies. `stagingSlack` more bytes leave room for one step
+    /// of the loop (a vector or a few bytes) after the fill check.
+    @inlinable static var stagingCapacity: Int { 4096 }
+    @inlinable static var stagingSlack: Int { 64 }
+
     @inlinable
     mutating func updateRelaxed<S: CanonicalizationSink>(
         _ base: UnsafePointer<UInt8>,
         _ count: Int,
         into sink: inout S
     ) {
+        // A local value rather than `withUnsafeTemporaryAllocation`, which calls malloc above 1 KiB on Linux.
+        var storage = StagingStorage()
+        withUnsafeMutableBytes(of: &storage) { raw in
+            relaxed(base, count, staging: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), into: &sink)
+        }
+    }
+
+    /// The relaxed state machine over one chunk. Two loops: the outer one at a line start or after white space,
+    /// where output waits for what follows; the inner one after content, where bytes go out as they are until the
+    /// vector scan finds one of the places relaxed canonicalization may change: HTAB, SP followed by a byte up to
+    /// SP (white space, CR, LF or a control byte: a run of white space, or a false stop), and a CR that is not part
+    /// of a CRLF followed by content.
+    /// `staging` has room for `stagingCapacity + stagingSlack` bytes; everything gathered there is written out
+    /// before this returns.
+    @inlinable
+    mutating func relaxed<S: CanonicalizationSink>(
+        _ base: UnsafePointer<UInt8>,
+        _ count: Int,
+        staging: UnsafeMutablePointer<UInt8>,
+        into sink: inout S
+    ) {
+        // A local that never escapes (the helpers taking it are all inlined), so its count stays in a register:
+        // as an inout parameter, every block scanned paid a store and a reload of the count.
+        var out = Staging(staging)
+        defer { emit(out.base, out.count, into: &sink) }
         var i = 0
-        outer: while i < count {
-            if pendingCR {
-                pendingCR = false
-                if base[i] == Self.lf {
-                    endLine(into: &sink)
-                    i += 1
-                    continue
-                }
-                beginContent(into: &sink)
-                emit(staticBytes: "\r", into: &sink)
+        if pendingCR {
+            pendingCR = false
+            if base[0] == Self.lf {
+                endLine(&out, into: &sink)
+                i = 1
+            } else {
+                beginContent(&out, into: &sink)
+                out.put(Self.cr)
             }
+        }
+        while i < count {
             let byte = base[i]
             if byte == Self.cr {
-                pendingCR = true
+                guard i + 1 < count else {
+                    pendingCR = true
+                    return
+                }
+                if base[i + 1] == Self.lf {
+                    endLine(&out, into: &sink)
+                    i += 2
+                    continue
+                }
+                // A bare CR is content.
+                beginContent(&out, into: &sink)
+                out.put(Self.cr)
                 i += 1
-                continue
-            }
-            if byte == Self.sp || byte == Self.tab {
+            } else if byte == Self.sp || byte == Self.tab {
                 pendingWhitespace = true
                 i += 1
                 continue
+            } else {
+                beginContent(&out, into: &sink)
             }
-            beginContent(into: &sink)
-            // The run extends over everything relaxed leaves unchanged: a single SP between content
-            // bytes, and a CRLF whose next line starts with content.
-            let start = i
-            var j = i + 1
-            while j < count {
-                // Sixteen bytes at a time up to the next byte the scalar steps below would not simply pass.
-                if j &+ Self.vectorReach <= count {
-                    guard let stop = Self.firstSet(Self.relaxedStops(base + j)) else {
-                        j &+= Self.vectorWidth
+            // After content: copy until the line ends with something other than content next.
+            content: while true {
+                if out.count > Self.stagingCapacity { flush(&out, into: &sink) }
+                if i &+ Self.vectorReach <= count {
+                    let x = Self.lanes(base + i)
+                    out.store(x)
+                    let stops = Self.relaxedStops(x, Self.lanes(base + i + 1), Self.lanes(base + i + 2))
+                    guard let stop = Self.firstSet(stops) else {
+                        i &+= Self.vectorWidth
+                        out.count &+= Self.vectorWidth
                         continue
                     }
-                    j &+= stop
-                }
-                let c = base[j]
-                if c > Self.sp {
-                    j += 1
-                } else if c == Self.sp {
-                    guard j + 1 < count, Self.isContent(base[j + 1]) else { break }
-                    j += 2
-                } else if c == Self.cr {
-                    guard j + 1 < count, base[j + 1] == Self.lf else { break }
-                    if j + 2 < count && Self.isContent(base[j + 2]) {
-                        j += 3
-                        continue
-                    }
-                    j += 2
-                    emit(base + start, j - start, into: &sink)
-                    atLineStart = true
-                    i = j
-                    continue outer
-                } else if c == Self.tab {
-                    break
+                    i &+= stop
+                    out.count &+= stop
                 } else {
-                    j += 1
+                    guard i < count else { return }
                 }
+                let c = base[i]
+                if c == Self.cr {
+                    guard i + 1 < count else {
+                        pendingCR = true
+                        return
+                    }
+                    guard base[i + 1] == Self.lf else {
+                        out.put(Self.cr)
+                        i += 1
+                        continue content
+                    }
+                } else if c == Self.sp || c == Self.tab {
+                    var j = i + 1
+                    while j < count && (base[j] == Self.sp || base[j] == Self.tab) { j += 1 }
+                    guard j < count else {
+                        pendingWhitespace = true
+                        return
+                    }
+                    i = j
+                    // White space before CRLF is dropped; before anything else (content or a bare CR) it is one SP.
+                    guard base[j] == Self.cr else {
+                        out.put(Self.sp)
+                        continue content
+                    }
+                    guard j + 1 < count else {
+                        pendingWhitespace = true
+                        pendingCR = true
+                        return
+                    }
+                    guard base[j + 1] == Self.lf else {
+                        out.put(Self.sp)
+                        out.put(Self.cr)
+                        i += 1
+                        continue content
+                    }
+                } else {
+                    // Any other byte is content (only a false stop brings one here).
+                    out.put(c)
+                    i += 1
+                    continue content
+                }
+                // CRLF at i ends a line with content: output as is. The next line goes on here if it starts with
+                // content, else the outer loop decides.
+                out.put(Self.cr)
+                out.put(Self.lf)
+                i += 2
+                atLineStart = true
+                guard i < count, Self.isContent(base[i]) else { break content }
+                atLineStart = false
             }
-            emit(base + start, j - start, into: &sink)
-            i = j
+        }
+    }
+
+    /// Where relaxed output is gathered: a pointer into the stack buffer and the bytes used.
+    @usableFromInline
+    struct Staging {
+        @usableFromInline let base: UnsafeMutablePointer<UInt8>
+        @usableFromInline var count = 0
+
+        @inlinable
+        init(_ base: UnsafeMutablePointer<UInt8>) {
+            self.base = base
+        }
+
+        @inlinable @inline(__always)
+        mutating func put(_ byte: UInt8) {
+            base[count] = byte
+            count &+= 1
+        }
+
+        /// Stores sixteen bytes at the end without counting them: the caller counts the ones that are output.
+        @inlinable @inline(__always)
+        func store(_ lanes: Lanes) {
+            UnsafeMutableRawPointer(base + count).storeBytes(of: lanes, as: Lanes.self)
+        }
+    }
+
+    /// Writes the whole 64-byte blocks gathered and moves the rest (under 64 bytes) to the front.
+    @inlinable @inline(__always)
+    mutating func flush<S: CanonicalizationSink>(_ out: inout Staging, into sink: inout S) {
+        let whole = out.count & ~63
+        emit(out.base, whole, into: &sink)
+        let rest = out.count &- whole
+        if rest > 0 { out.base.update(from: out.base + whole, count: rest) }
+        out.count = rest
+    }
+
+    /// 4 KiB + 64 bytes of stack for `Staging`, as nested tuples (the only fixed-size storage before `InlineArray`).
+    @usableFromInline
+    struct StagingStorage {
+        @usableFromInline typealias Block = SIMD64<UInt8>
+        @usableFromInline typealias Quarter = (Block, Block, Block, Block)
+        @usableFromInline typealias Kilobyte = (Quarter, Quarter, Quarter, Quarter)
+        @usableFromInline var bytes: (Kilobyte, Kilobyte, Kilobyte, Kilobyte, Block)
+
+        @inlinable
+        init() {
+            let quarter: Quarter = (.zero, .zero, .zero, .zero)
+            let kilobyte: Kilobyte = (quarter, quarter, quarter, quarter)
+            bytes = (kilobyte, kilobyte, kilobyte, kilobyte, .zero)
+        }
+    }
+
+    /// `beginContent` for relaxed output: held-back empty lines and white space turn out not to be trailing.
+    @inlinable @inline(__always)
+    mutating func beginContent<S: CanonicalizationSink>(_ out: inout Staging, into sink: inout S) {
+        if out.count > Self.stagingCapacity { flush(&out, into: &sink) }
+        while pendingEmptyLines > 0 {
+            if out.count > Self.stagingCapacity { flush(&out, into: &sink) }
+            out.put(Self.cr)
+            out.put(Self.lf)
+            pendingEmptyLines -= 1
+        }
+        if pendingWhitespace {
+            pendingWhitespace = false
+            out.put(Self.sp)
+        }
+        atLineStart = false
+    }
+
+    /// `endLine` for relaxed output.
+    @inlinable @inline(__always)
+    mutating func endLine<S: CanonicalizationSink>(_ out: inout Staging, into sink: inout S) {
+        pendingWhitespace = false
+        if atLineStart {
+            pendingEmptyLines += 1
+        } else {
+            if out.count > Self.stagingCapacity { flush(&out, into: &sink) }
+            out.put(Self.cr)
+            out.put(Self.lf)
+            atLineStart = true
         }
     }
 
     // MARK: - Vector scanning
     //
     // Both scans classify sixteen positions at once; `firstSet` then gives the first position that needs the
-    // scalar code, or nil when all sixteen can be passed unchanged. Position k looks at bytes k, k + 1 and k + 2, so a block
-    // needs `vectorReach` readable bytes; shorter tails take the scalar path. A false stop would only cost time,
-    // but there are none: each lane is computed exactly.
+    // scalar code, or nil when all sixteen can be passed unchanged. Position k looks at bytes up to k + 2
+    // (both), so a block needs `vectorReach` readable bytes; shorter tails take the scalar path. A false stop only
+    // costs time: simple's lanes are exact; relaxed also stops at SP before LF or a control byte and at CRLF before
+    // LF or a control byte, where the scalar code finds nothing to change.
 
     @usableFromInline typealias Lanes = SIMD16<UInt8>
     @inlinable static var vectorWidth: Int { 16 }
@@ -246,19 +400,14 @@ public struct BodyCanonicalizer: Sendable {
         return firstSet((x .== crs) .& ((y .!= splat(lf)) .| (z .== crs)))
     }
 
-    /// Relaxed: HTAB; SP followed by SP, HTAB or CR; CR not followed by LF and a content byte.
+    /// Relaxed: HTAB; SP followed by a byte up to SP; CR unless LF and a byte above SP follow. (The bytes up to SP
+    /// include LF and control bytes, which are content: stopping there is a false stop, rare in text, and saves
+    /// compares.)
     @inlinable @inline(__always)
-    static func relaxedStops(_ pointer: UnsafePointer<UInt8>) -> SIMDMask<SIMD16<Int8>> {
-        let x = lanes(pointer)
-        let y = lanes(pointer + 1)
-        let z = lanes(pointer + 2)
+    static func relaxedStops(_ x: Lanes, _ y: Lanes, _ z: Lanes) -> SIMDMask<SIMD16<Int8>> {
         let sps = splat(sp)
-        let tabs = splat(tab)
-        let crs = splat(cr)
-        let yNotContent = (y .== sps) .| (y .== tabs) .| (y .== crs)
-        let zNotContent = (z .== sps) .| (z .== tabs) .| (z .== crs)
-        let lineGoesOn = (y .== splat(lf)) .& .!zNotContent
-        return (x .== tabs) .| ((x .== sps) .& yNotContent) .| ((x .== crs) .& .!lineGoesOn)
+        let lineGoesOn = (y .== splat(lf)) .& (z .> sps)
+        return (x .== splat(tab)) .| ((x .== splat(cr)) .& .!lineGoesOn) .| ((x .== sps) .& (y .<= sps))
     }
 
     @inlinable @inline(__always)

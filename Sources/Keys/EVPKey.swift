@@ -1,7 +1,8 @@
 import COpenSSL
 
 /// Operations on an `EVP_PKEY` shared by `PrivateKey` and `PublicKey`. Every function borrows the pointer; none
-/// keeps or frees it. Each call makes its own OpenSSL context, so one key can be used from many threads at once.
+/// keeps or frees it. Signing takes a context from the key's `SigningContextPool`, verification makes its own, so
+/// one key can be used from many threads at once.
 enum EVPKey {
     /// RSA or Ed25519, or nil for any other key type.
     static func algorithm(of pkey: OpaquePointer) -> KeyAlgorithm? {
@@ -56,26 +57,29 @@ enum EVPKey {
 
     /// RSASSA-PKCS1-v1_5 over DigestInfo(SHA-256, digest): a raw EVP_PKEY_sign with the signature digest set, so
     /// OpenSSL builds the DigestInfo around the precomputed digest and the message is never hashed again.
-    static func signRSA(_ pkey: OpaquePointer, digest: [UInt8]) throws(OpenSSLError) -> [UInt8] {
-        let context = try rsaContext(pkey, forSigning: true)
-        defer { EVP_PKEY_CTX_free(context) }
-        return try withSignatureBuffer(pkey, operation: "EVP_PKEY_sign") { signature, length in
-            digest.withUnsafeBufferPointer { tbs in
-                EVP_PKEY_sign(context, signature, &length, tbs.baseAddress, tbs.count)
+    /// `contexts` holds contexts made by `rsaContext(_:forSigning: true)` for the same key.
+    static func signRSA(
+        _ pkey: OpaquePointer, contexts: SigningContextPool, digest: [UInt8]
+    ) throws(OpenSSLError) -> [UInt8] {
+        try contexts.withContext { context throws(OpenSSLError) in
+            try withSignatureBuffer(pkey, operation: "EVP_PKEY_sign") { signature, length in
+                digest.withUnsafeBufferPointer { tbs in
+                    EVP_PKEY_sign(context, signature, &length, tbs.baseAddress, tbs.count)
+                }
             }
         }
     }
 
     /// PureEdDSA (RFC 8032) with the 32 digest bytes as the message, as RFC 8463 §3 specifies.
-    static func signEd25519(_ pkey: OpaquePointer, digest: [UInt8]) throws(OpenSSLError) -> [UInt8] {
-        guard let context = EVP_MD_CTX_new() else { throw OpenSSLError.drain("EVP_MD_CTX_new") }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestSignInit(context, nil, nil, nil, pkey) == 1 else {
-            throw OpenSSLError.drain("EVP_DigestSignInit")
-        }
-        return try withSignatureBuffer(pkey, operation: "EVP_DigestSign") { signature, length in
-            digest.withUnsafeBufferPointer { tbs in
-                EVP_DigestSign(context, signature, &length, tbs.baseAddress, tbs.count)
+    /// `contexts` holds `EVP_MD_CTX`s initialised for signing with the same key.
+    static func signEd25519(
+        _ pkey: OpaquePointer, contexts: SigningContextPool, digest: [UInt8]
+    ) throws(OpenSSLError) -> [UInt8] {
+        try contexts.withContext { context throws(OpenSSLError) in
+            try withSignatureBuffer(pkey, operation: "EVP_DigestSign") { signature, length in
+                digest.withUnsafeBufferPointer { tbs in
+                    EVP_DigestSign(context, signature, &length, tbs.baseAddress, tbs.count)
+                }
             }
         }
     }
@@ -120,7 +124,7 @@ enum EVPKey {
     }
 
     /// A fresh EVP_PKEY_CTX set up for PKCS#1 v1.5 with SHA-256; the caller frees it.
-    private static func rsaContext(_ pkey: OpaquePointer, forSigning: Bool) throws(OpenSSLError) -> OpaquePointer {
+    static func rsaContext(_ pkey: OpaquePointer, forSigning: Bool) throws(OpenSSLError) -> OpaquePointer {
         guard let context = EVP_PKEY_CTX_new_from_pkey(nil, pkey, nil) else {
             throw OpenSSLError.drain("EVP_PKEY_CTX_new_from_pkey")
         }

@@ -2,18 +2,21 @@ import COpenSSL
 
 /// A private signing key (RSA 1024...4096 bits, or Ed25519) owned by OpenSSL.
 ///
-/// Safe to use from many threads at once: each signature makes its own OpenSSL context, and the key itself is only
-/// read after it is built.
+/// Safe to use from many threads at once: the key itself is only read after it is built, and each signature
+/// takes an OpenSSL context of its own from the key's pool of initialised ones.
 public struct PrivateKey: Sendable {
-    /// Owns one `EVP_PKEY`, freed with the last copy of the key.
+    /// Owns one `EVP_PKEY` and its signing contexts, freed with the last copy of the key.
     private final class Backing: @unchecked Sendable {
         let pkey: OpaquePointer
+        let contexts: SigningContextPool
 
-        init(takingOwnershipOf pkey: OpaquePointer) {
+        init(takingOwnershipOf pkey: OpaquePointer, _ algorithm: KeyAlgorithm) {
             self.pkey = pkey
+            self.contexts = SigningContextPool(kind: algorithm == .rsa ? .rsa : .ed25519, pkey: pkey)
         }
 
         deinit {
+            // The pool is freed after this body, but its contexts hold references of their own to the key.
             EVP_PKEY_free(pkey)
         }
     }
@@ -133,9 +136,10 @@ public struct PrivateKey: Sendable {
         }
         return try withExtendedLifetime(backing) { backing in
             do throws(OpenSSLError) {
+                let contexts = backing.contexts
                 switch algorithm {
-                case .rsa: return try EVPKey.signRSA(backing.pkey, digest: digest)
-                case .ed25519: return try EVPKey.signEd25519(backing.pkey, digest: digest)
+                case .rsa: return try EVPKey.signRSA(backing.pkey, contexts: contexts, digest: digest)
+                case .ed25519: return try EVPKey.signEd25519(backing.pkey, contexts: contexts, digest: digest)
                 }
             } catch {
                 throw KeysError(.signingFailed, "OpenSSL could not sign with the \(algorithm) key", openSSLError: error)
@@ -143,17 +147,22 @@ public struct PrivateKey: Sendable {
         }
     }
 
+    /// The key's idle signing contexts (for tests).
+    var signingContexts: SigningContextPool { backing.contexts }
+
     // MARK: - Building
 
     /// Takes over `pkey` (freed here even when this throws), checks its type and size and derives the public key.
     private init(takingOwnershipOf pkey: OpaquePointer) throws {
-        let backing = Backing(takingOwnershipOf: pkey)
         guard let algorithm = EVPKey.algorithm(of: pkey) else {
+            let typeName = EVPKey.typeName(of: pkey)
+            EVP_PKEY_free(pkey)
             throw KeysError(
                 .unsupportedKeyType,
-                "the key is of type \(EVPKey.typeName(of: pkey)), which cannot sign DKIM: use an RSA or Ed25519 key"
+                "the key is of type \(typeName), which cannot sign DKIM: use an RSA or Ed25519 key"
             )
         }
+        let backing = Backing(takingOwnershipOf: pkey, algorithm)
         let bits = EVPKey.bits(of: pkey, algorithm)
         if algorithm == .rsa { try Self.checkRSASize(bits) }
         let publicData: [UInt8]

@@ -23,6 +23,8 @@ public struct SMTPServerFramer: Sendable {
         case chunkData(ByteBuffer)
         /// All bytes of the current BDAT chunk have been delivered.
         case chunkEnd(last: Bool)
+        /// The client's answer to a 334 AUTH challenge (RFC 4954 §4): base64 text or `*`, without its line ending.
+        case authenticationResponse(String)
     }
 
     /// What the framer expects next.
@@ -35,6 +37,8 @@ public struct SMTPServerFramer: Sendable {
         case chunk(remaining: Int)
         /// After STARTTLS: waiting for `startTLS(discarding:)` or `resumeCommands()`.
         case awaitingTLSDecision
+        /// After a 334 challenge: the next line is an AUTH response, not a command.
+        case authenticationResponse
     }
 
     public private(set) var mode = Mode.command
@@ -50,6 +54,9 @@ public struct SMTPServerFramer: Sendable {
     private var searchedBytes = 0
     private var chunkIsLast = false
     var unstuffer = DataUnstuffer()
+
+    /// RFC 4954 §4: an AUTH line, command or response, may be up to 12288 octets.
+    public static let maximumAuthenticationLineLength = 12288
 
     /// Line limits include the line ending (RFC 5321 §4.5.3.1.4 gives 512).
     public init(maximumLineLength: Int = 512, maximumUTF8LineLength: Int = 4096) {
@@ -83,6 +90,11 @@ public struct SMTPServerFramer: Sendable {
         if mode == .awaitingTLSDecision { mode = .command }
     }
 
+    /// The server sent a 334 challenge: the next line is the client's response, not a command.
+    public mutating func expectAuthenticationResponse() {
+        if mode == .command { mode = .authenticationResponse }
+    }
+
     /// The next frame, consuming its bytes from `buffer`; nil when more input (or a decision) is needed.
     public mutating func next(from buffer: inout ByteBuffer) -> Frame? {
         switch mode {
@@ -90,6 +102,8 @@ public struct SMTPServerFramer: Sendable {
             return nil
         case .command:
             return nextCommand(&buffer)
+        case .authenticationResponse:
+            return nextAuthenticationResponse(&buffer)
         case .chunk(let remaining):
             return nextChunkData(&buffer, remaining: remaining)
         case .messageData:
@@ -140,6 +154,28 @@ public struct SMTPServerFramer: Sendable {
             buffer.moveReaderIndex(forwardBy: ending)
             return parsed(line)
         }
+    }
+
+    private mutating func nextAuthenticationResponse(_ buffer: inout ByteBuffer) -> Frame? {
+        let view = buffer.readableBytesView
+        guard let lf = view.firstIndex(of: .lf) else {
+            guard view.count >= Self.maximumAuthenticationLineLength else { return nil }
+            // Too long to be an answer: skip the rest of the line as for an overlong command.
+            mode = .command
+            buffer.moveReaderIndex(forwardBy: view.count)
+            isDiscardingLine = true
+            return .lineTooLong
+        }
+        mode = .command
+        let length = lf + 1 - view.startIndex
+        if length > Self.maximumAuthenticationLineLength {
+            buffer.moveReaderIndex(forwardBy: length)
+            return .lineTooLong
+        }
+        let ending = lf > view.startIndex && view[lf - 1] == .cr ? 2 : 1
+        let line = buffer.readString(length: length - ending) ?? ""
+        buffer.moveReaderIndex(forwardBy: ending)
+        return .authenticationResponse(line)
     }
 
     private mutating func parsed(_ line: ByteBuffer) -> Frame {

@@ -1,8 +1,9 @@
-import DKIM
 import DKIMCore
 import Keys
 import NIOCore
 import Testing
+
+@testable import DKIM
 
 /// The hash of a body must not depend on how it was cut into chunks (issue 2's property test).
 @Suite("Incremental body hashing")
@@ -80,6 +81,30 @@ struct BodyHasherTests {
             let result = Self.hash(body, canonicalization, chunks: chunks)
             #expect(result.hash == whole, "round \(round), \(body.count) bytes, chunks \(chunks)")
             #expect(Self.hash(body, canonicalization, chunks: [body.count + 1]).hash == whole)
+        }
+    }
+
+    /// The sink buffers short writes and passes long ones to OpenSSL directly: sequences of writes just below, at
+    /// and above the direct threshold and the buffer size must hash as their concatenation.
+    @Test("hash sink writes around its buffer and direct-write thresholds")
+    func sinkThresholds() {
+        var rng = SplitMix64(seed: 0x51_4B)
+        let sizes = [
+            0, 1, 63, 64, 65, SHA256Sink.directThreshold - 1, SHA256Sink.directThreshold,
+            SHA256Sink.directThreshold + 1, SHA256Sink.bufferCapacity - 1, SHA256Sink.bufferCapacity,
+            SHA256Sink.bufferCapacity + 1, 3 * SHA256Sink.bufferCapacity + 7,
+        ]
+        let source = (0..<(4 * SHA256Sink.bufferCapacity)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+        for round in 0..<200 {
+            var sink = SHA256Sink()
+            var written: [UInt8] = []
+            for _ in 0..<(1 + Int(rng.next() % 12)) {
+                let size = sizes[Int(rng.next() % UInt64(sizes.count))]
+                let start = Int(rng.next() % UInt64(source.count - size + 1))
+                source[start..<start + size].withUnsafeBytes { sink.write($0) }
+                written += source[start..<start + size]
+            }
+            #expect(sink.finalize() == SHA256.hash(written), "round \(round)")
         }
     }
 

@@ -249,12 +249,13 @@ struct SRSInteropTests {
 
         /// Look-ups over one tcp_table connection: the value for 200, nil for 500 (with the reason dropped).
         static func lookup(_ keys: [String], port: Int) throws -> [String?] {
-            let client = try LineClient(port: port, readTimeout: 20)
+            let client = try WireClient(port: port, timeout: 20)
             return try keys.map { key in
                 try client.send("get " + percentEncoded(key) + "\n")
-                guard let line = client.line() else { throw ToolError("postsrsd closed the connection at <\(key)>") }
-                guard line.hasPrefix("200 ") else { return nil }
-                return percentDecoded(String(line.dropFirst(4)))
+                // A tcp_table reply is one "code text" line, which WireClient reads like an SMTP reply.
+                let reply = try client.reply()
+                guard reply.code == 200 else { return nil }
+                return percentDecoded(String(reply.text.dropFirst(4)))
             }
         }
 

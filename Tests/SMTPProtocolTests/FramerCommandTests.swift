@@ -130,6 +130,31 @@ struct FramerCommandTests {
         #expect(framer.next(from: &buffer) == .command(.noop))
     }
 
+    /// RFC 4954 §4: after 334 the next line is the client's answer, then commands again.
+    @Test func authenticationResponseIsOneRawLine() {
+        var framer = SMTPServerFramer()
+        var buffer = ByteBuffer(string: "AUTH PLAIN\r\n")
+        #expect(framer.next(from: &buffer) == .command(.auth(mechanism: "PLAIN", initialResponse: nil)))
+        framer.expectAuthenticationResponse()
+        #expect(framer.next(from: &buffer) == nil)
+        buffer.writeString("AGFsaWNlAHNlY3JldA==\r\nNOOP\r\n")
+        #expect(framer.next(from: &buffer) == .authenticationResponse("AGFsaWNlAHNlY3JldA=="))
+        #expect(framer.next(from: &buffer) == .command(.noop))
+        // `*` cancels (the caller answers 501); a bare LF ends the line as for commands.
+        framer.expectAuthenticationResponse()
+        buffer.writeString("*\n")
+        #expect(framer.next(from: &buffer) == .authenticationResponse("*"))
+    }
+
+    @Test func overlongAuthenticationResponseIsSkipped() {
+        var framer = SMTPServerFramer()
+        framer.expectAuthenticationResponse()
+        var buffer = ByteBuffer(string: String(repeating: "A", count: SMTPServerFramer.maximumAuthenticationLineLength))
+        #expect(framer.next(from: &buffer) == .lineTooLong)
+        buffer.writeString("AAAA\r\nNOOP\r\n")
+        #expect(framer.next(from: &buffer) == .command(.noop))
+    }
+
     @Test func randomBytesNeverCrash() {
         var random = SplitMix64(seed: 11)
         let alphabet = Array("DATA\r\nBDAT 3 LAST\r\n.\r\nMAIL FROM:<a@b>\n\u{0}x".utf8) + [0xFF, 0xC3]

@@ -69,6 +69,13 @@ public enum ConfigurationLoader {
             problems.append("signing.table[\(index)].from: '\(entry.from)' is not a domain, *.domain or *")
         }
         problems += validate(configuration.srs)
+        if let auth = configuration.auth, configuration.tls == nil, !auth.allowPlaintext {
+            problems.append(
+                "auth: AUTH is offered only after STARTTLS; configure tls, or set auth.allow_plaintext for loopback use")
+        }
+        if configuration.nextHopTLS.mode == .none && configuration.nextHopTLS.verify == true {
+            problems.append("next_hop_tls.verify: nothing to verify with mode none")
+        }
         let limits = configuration.limits
         for (name, value) in [
             ("limits.max_connections", limits.maxConnections), ("limits.max_message_size", limits.maxMessageSize),
@@ -135,6 +142,11 @@ public enum ConfigurationLoader {
             "mode": .scalar, "domain": .scalar, "secrets": .list, "secrets_file": .scalar, "local_domains": .list,
             "hash_encoding": .scalar, "max_age": .scalar, "separator": .scalar, "too_long": .scalar,
         ]),
+        "tls": .map([
+            "certificate_chain": .scalar, "private_key": .scalar, "minimum_version": .scalar, "require": .scalar,
+        ]),
+        "next_hop_tls": .map(["mode": .scalar, "ca_file": .scalar, "verify": .scalar, "server_name": .scalar]),
+        "auth": .map(["password_file": .scalar, "required": .scalar, "allow_plaintext": .scalar]),
     ]
 
     /// Environment variable name → key path, for every key that is not a fixed-key mapping.
@@ -213,7 +225,79 @@ public enum ConfigurationLoader {
             if let node = top["srs"], case .map(let schema) = ConfigurationLoader.schema["srs"]! {
                 configuration.srs = srs(keys(node, "srs", schema))
             }
+            if let node = top["tls"], case .map(let schema) = ConfigurationLoader.schema["tls"]! {
+                configuration.tls = tls(keys(node, "tls", schema))
+            }
+            if let node = top["next_hop_tls"], case .map(let schema) = ConfigurationLoader.schema["next_hop_tls"]! {
+                configuration.nextHopTLS = nextHopTLS(keys(node, "next_hop_tls", schema))
+            }
+            if let node = top["auth"], case .map(let schema) = ConfigurationLoader.schema["auth"]! {
+                configuration.auth = auth(keys(node, "auth", schema))
+            }
             return configuration
+        }
+
+        /// An empty value ("" or ~, as an environment variable may give) counts as absent.
+        mutating func optionalString(_ node: Node?, _ path: String) -> String? {
+            guard let node, let text = string(node, path), !text.isEmpty, text != "~", text != "null" else { return nil }
+            return text
+        }
+
+        /// nil when the section is empty: no STARTTLS.
+        mutating func tls(_ node: [String: Node]) -> RelayConfiguration.TLS? {
+            let chain = optionalString(node["certificate_chain"], "tls.certificate_chain")
+            let key = optionalString(node["private_key"], "tls.private_key")
+            guard let chain, let key else {
+                if chain != nil || key != nil || node["require"] != nil || node["minimum_version"] != nil {
+                    problems.append("tls: certificate_chain and private_key are both needed")
+                }
+                return nil
+            }
+            var tls = RelayConfiguration.TLS(certificateChain: chain, privateKey: key)
+            if let text = optionalString(node["minimum_version"], "tls.minimum_version") {
+                let lowered = text.lowercased()
+                let normalized = lowered.hasPrefix("tlsv") ? String(lowered.dropFirst(4)) : lowered
+                if let version = RelayConfiguration.TLSMinimumVersion(rawValue: normalized) {
+                    tls.minimumVersion = version
+                } else {
+                    problems.append("tls.minimum_version: '\(text)' is not 1.2 or 1.3")
+                }
+            }
+            bool(node["require"], "tls.require", &tls.require)
+            return tls
+        }
+
+        mutating func nextHopTLS(_ node: [String: Node]) -> RelayConfiguration.NextHopTLS {
+            var result = RelayConfiguration.NextHopTLS()
+            if let text = optionalString(node["mode"], "next_hop_tls.mode") {
+                if let mode = RelayConfiguration.NextHopTLSMode(rawValue: text.lowercased()) {
+                    result.mode = mode
+                } else {
+                    problems.append("next_hop_tls.mode: '\(text)' is not none, opportunistic or required")
+                }
+            }
+            result.caFile = optionalString(node["ca_file"], "next_hop_tls.ca_file")
+            if node["verify"] != nil, optionalString(node["verify"], "next_hop_tls.verify") != nil {
+                var verify = false
+                bool(node["verify"], "next_hop_tls.verify", &verify)
+                result.verify = verify
+            }
+            result.serverName = optionalString(node["server_name"], "next_hop_tls.server_name")
+            return result
+        }
+
+        /// nil when the section is empty: no AUTH.
+        mutating func auth(_ node: [String: Node]) -> RelayConfiguration.Auth? {
+            guard let file = optionalString(node["password_file"], "auth.password_file") else {
+                if node["required"] != nil || node["allow_plaintext"] != nil {
+                    problems.append("auth: password_file is needed")
+                }
+                return nil
+            }
+            var auth = RelayConfiguration.Auth(passwordFile: file)
+            bool(node["required"], "auth.required", &auth.required)
+            bool(node["allow_plaintext"], "auth.allow_plaintext", &auth.allowPlaintext)
+            return auth
         }
 
         mutating func signing(_ node: [String: Node]) -> RelayConfiguration.Signing {

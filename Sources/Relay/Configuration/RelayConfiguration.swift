@@ -29,6 +29,74 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var signing = Signing()
     /// Sender Rewriting Scheme for forwarded mail and its bounces; off unless `srs.mode` is set.
     public var srs = SRSSettings()
+    /// STARTTLS for clients; nil: not offered.
+    public var tls: TLS?
+    /// STARTTLS towards the next hop.
+    public var nextHopTLS = NextHopTLS()
+    /// SMTP AUTH PLAIN for clients; nil: not offered.
+    public var auth: Auth?
+
+    /// Inbound STARTTLS (RFC 3207): the certificate Signet presents and what it demands of clients.
+    public struct TLS: Sendable, Equatable {
+        /// PEM file: the server certificate first, then the intermediates.
+        public var certificateChain: String
+        /// PEM file with the certificate's private key.
+        public var privateKey: String
+        /// Oldest protocol version accepted.
+        public var minimumVersion = TLSMinimumVersion.tls12
+        /// Refuse MAIL before STARTTLS (530 5.7.0).
+        public var require = false
+        public init(certificateChain: String, privateKey: String) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
+
+    /// The oldest TLS version accepted.
+    public enum TLSMinimumVersion: String, Sendable, Equatable {
+        case tls12 = "1.2"
+        case tls13 = "1.3"
+    }
+
+    /// Outbound STARTTLS towards the next hop, with Postfix's security levels in mind.
+    public struct NextHopTLS: Sendable, Equatable {
+        /// `none`, `opportunistic` (Postfix `may`) or `required` (Postfix `encrypt`/`verify`).
+        public var mode = NextHopTLSMode.opportunistic
+        /// PEM file of the certificate authorities to trust; nil: the system's.
+        public var caFile: String?
+        /// Check the certificate chain and the name; nil: only when `mode` is `required`.
+        public var verify: Bool?
+        /// Name expected in the next hop's certificate and sent as SNI; nil: the next hop's host.
+        public var serverName: String?
+        public init() {}
+
+        /// Whether the next hop's certificate is checked.
+        public var effectiveVerify: Bool { verify ?? (mode == .required) }
+    }
+
+    /// How Signet uses STARTTLS towards the next hop.
+    public enum NextHopTLSMode: String, Sendable, Equatable {
+        /// Never.
+        case none
+        /// When the next hop offers it; a failed handshake falls back to plain text on a new connection.
+        case opportunistic
+        /// Always: a next hop without STARTTLS, or a failed handshake, fails the transaction with 451 4.7.5.
+        case required
+    }
+
+    /// SMTP AUTH (RFC 4954), PLAIN only, against a file of crypt(3) hashes.
+    public struct Auth: Sendable, Equatable {
+        /// `user:hash` lines (see `PasswordFile`).
+        public var passwordFile: String
+        /// Clients in `client_networks` must authenticate too (otherwise they may send without, as with
+        /// Postfix's permit_mynetworks). Clients outside `client_networks` always must.
+        public var required = false
+        /// Offer AUTH before STARTTLS; for loopback setups only, the password crosses in the clear.
+        public var allowPlaintext = false
+        public init(passwordFile: String) {
+            self.passwordFile = passwordFile
+        }
+    }
 
     /// How the next hop learns the original client's address and HELO.
     public enum ClientIdentityForwarding: String, Sendable, Equatable, CaseIterable {

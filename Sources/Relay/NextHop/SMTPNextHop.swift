@@ -2,18 +2,33 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SMTPProtocol
 
-/// The next hop over SMTP: connects, greets with EHLO, and relays transactions, pipelining where it can.
+/// The next hop over SMTP: connects, greets with EHLO, upgrades with STARTTLS as `tls` says, and relays
+/// transactions, pipelining where it can.
 struct SMTPNextHop: NextHop {
     let address: HostPort
     let hostname: String
     let group: any EventLoopGroup
     let timeouts: RelayConfiguration.Timeouts
+    let tls: NextHopTLSPolicy
     var forwardClientIdentity = RelayConfiguration.ClientIdentityForwarding.none
     var logger = Logger(label: "signet.next-hop")
 
     func connect() async throws -> any NextHopSession {
+        do {
+            return try await connect(startTLS: tls.context != nil)
+        } catch let error as OpportunisticTLSFailure {
+            // Postfix's `may` does the same: a failed handshake is retried once in plain text.
+            tls.logger.warning(
+                "TLS with the next hop failed, retrying without it (next_hop_tls.mode: opportunistic)",
+                metadata: ["next_hop": "\(address)", "error": "\(error.underlying)"])
+            return try await connect(startTLS: false)
+        }
+    }
+
+    private func connect(startTLS: Bool) async throws -> any NextHopSession {
         let collector = NIOLockedValueBox<NIOLoopBound<ReplyCollector>?>(nil)
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(Int64(timeouts.nextHopConnect)))
@@ -37,7 +52,23 @@ struct SMTPNextHop: NextHop {
         do {
             let greeting = try await connection.exchange([], replies: 1, timeout: timeouts.nextHopCommand)[0]
             guard greeting.code == 220 else { throw NextHopError("the next hop greeted with \(greeting)") }
-            let capabilities = try await connection.greet(as: hostname, timeout: timeouts.nextHopCommand)
+            var ehlo = ByteBuffer()
+            SMTPCommand.ehlo(hostname).write(into: &ehlo)
+            var reply = try await connection.exchange([ehlo], replies: 1, timeout: timeouts.nextHopCommand)[0]
+            var capabilities = SMTPCapabilities()
+            if reply.code == 250 {
+                capabilities = SMTPCapabilities(ehloReply: reply)
+                if startTLS, let context = tls.context {
+                    capabilities = try await upgrade(connection, context: context, offered: capabilities)
+                }
+            } else if tls.mode == .required {
+                throw NextHopTLSPolicy.required("the next hop refused EHLO: \(reply)")
+            } else {
+                var helo = ByteBuffer()
+                SMTPCommand.helo(hostname).write(into: &helo)
+                reply = try await connection.exchange([helo], replies: 1, timeout: timeouts.nextHopCommand)[0]
+                guard reply.code == 250 else { throw NextHopError("the next hop refused EHLO and HELO: \(reply)") }
+            }
             return SMTPNextHopSession(
                 connection: connection, capabilities: capabilities, hostname: hostname, timeouts: timeouts,
                 forwardClientIdentity: forwardClientIdentity, logger: logger)
@@ -48,16 +79,20 @@ struct SMTPNextHop: NextHop {
     }
 }
 
-/// A next hop failure, for logs.
+/// A next hop failure, for logs; `reply` is what the client is told when the generic 451 4.4.1 would mislead.
 struct NextHopError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    var reply: SMTPReply?
+    init(_ description: String, reply: SMTPReply? = nil) {
+        self.description = description
+        self.reply = reply
+    }
 }
 
 /// One downstream connection: writes commands and waits for their replies, in order.
 final class SMTPConnection: Sendable {
     let channel: any Channel
-    private let collector: NIOLoopBound<ReplyCollector>
+    let collector: NIOLoopBound<ReplyCollector>
     private let timeouts: RelayConfiguration.Timeouts
 
     init(channel: any Channel, collector: NIOLoopBound<ReplyCollector>, timeouts: RelayConfiguration.Timeouts) {
@@ -118,6 +153,9 @@ final class ReplyCollector: ChannelInboundHandler {
     private var waiting = CircularBuffer<EventLoopPromise<SMTPReply>>()
     private var arrived = CircularBuffer<SMTPReply>()
     private var failure: (any Error)?
+
+    /// Replies that arrived before anyone asked for them.
+    var unclaimedReplies: Int { arrived.count }
 
     func expect(on loop: any EventLoop) -> EventLoopFuture<SMTPReply> {
         if let reply = arrived.popFirst() { return loop.makeSucceededFuture(reply) }
@@ -259,7 +297,9 @@ final class SMTPNextHopSession: NextHopSession {
                 state.withLockedValue { $0.identified = client }
                 return nil
             }
-            let capabilities = try await connection.greet(as: hostname, timeout: timeouts.nextHopCommand)
+            // Postfix takes the HELO name from the EHLO that follows XCLIENT, so that EHLO speaks for the client.
+            let capabilities = try await connection.greet(
+                as: client.helo ?? hostname, timeout: timeouts.nextHopCommand)
             state.withLockedValue {
                 $0.capabilities = capabilities
                 $0.identified = client

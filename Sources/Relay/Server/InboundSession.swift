@@ -14,6 +14,7 @@ struct RelayContext: Sendable {
     var nextHopCapabilities: NextHopCapabilityCache
     var logger: Logger
     var statistics: RelayStatistics
+    var security = RelaySecurity()
     /// SRS envelope rewriting (MAIL FROM forward, RCPT TO reverse); a no-op unless configured.
     var srs: SRSRewriter
 }
@@ -24,26 +25,37 @@ struct InboundSession {
     let context: RelayContext
     let peer: String
     private let timer: ClientTimer
+    private let drain: SessionDrain
     /// Who the client is, for XCLIENT/XFORWARD to the next hop; a trusted client may restate it.
     private var identity: ClientIdentity
 
-    private var framer: SMTPServerFramer
-    private var session: SMTPServerSession
+    var framer: SMTPServerFramer
+    var session: SMTPServerSession
+    /// Read but not yet framed.
+    var pending = ByteBuffer()
+    var security: InboundSecurity
     private var downstream: (any NextHopSession)?
     private var assembler: MessageAssembler?
     private var messageProblem: SMTPReply?
     private var chunkRefusal: SMTPReply?
-    private var transactionOpen = false
-    private var logger: Logger
+    private var transactionOpen = false {
+        didSet { if !transactionOpen { drain.leaveTransaction() } }
+    }
+    var logger: Logger
 
     /// Attribute names Signet accepts from a client in `xclient_networks` (those Postfix sends).
     static let xclientAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"]
     static let xforwardAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"]
 
-    init(context: RelayContext, peer: SocketAddress?, timer: ClientTimer) {
+    /// `channel` is needed for STARTTLS; `trusted`: the client is in `client_networks`.
+    init(
+        context: RelayContext, peer: SocketAddress?, timer: ClientTimer, drain: SessionDrain = SessionDrain(),
+        channel: (any Channel)? = nil, trusted: Bool = true
+    ) {
         self.context = context
         self.peer = peer?.description ?? "?"
         self.timer = timer
+        self.drain = drain
         self.identity = ClientIdentity(peer: peer)
         self.framer = SMTPServerFramer()
         var capabilities = SMTPCapabilities()
@@ -53,6 +65,8 @@ struct InboundSession {
         capabilities.smtpUTF8 = true
         capabilities.enhancedStatusCodes = true
         capabilities.size = context.configuration.limits.maxMessageSize
+        capabilities.startTLS = context.security.serverTLS != nil && channel != nil
+        capabilities.auth = context.security.passwords != nil ? ["PLAIN"] : []
         if let peer, context.configuration.xclientNetworks.contains(where: { $0.contains(peer) }) {
             capabilities.xclient = Self.xclientAttributes
             capabilities.xforward = Self.xforwardAttributes
@@ -63,9 +77,13 @@ struct InboundSession {
                 hostname: context.configuration.hostname,
                 capabilities: capabilities,
                 maximumRecipients: context.configuration.limits.maxRecipients,
-                maximumMessageSize: context.configuration.limits.maxMessageSize
+                maximumMessageSize: context.configuration.limits.maxMessageSize,
+                requireTLS: context.configuration.tls?.require ?? false,
+                authRequired: InboundSecurity.authRequired(context.configuration, trusted: trusted),
+                offerAuthWithoutTLS: context.configuration.auth?.allowPlaintext ?? false
             )
         )
+        self.security = InboundSecurity(channel: channel, isTrustedNetwork: trusted)
         var logger = context.logger
         logger[metadataKey: "peer"] = "\(self.peer)"
         self.logger = logger
@@ -77,12 +95,15 @@ struct InboundSession {
     {
         let replies = ReplyWriter(outbound: outbound)
         try await replies.send(session.greeting())
-        var pending = ByteBuffer()
         var iterator = inbound.makeAsyncIterator()
         defer { logger.debug("session ended") }
         reading: while true {
             while let frame = framer.next(from: &pending) {
                 guard try await handle(frame, replies) else { break reading }
+            }
+            if drain.shouldClose {
+                try await replies.send(SessionDrain.reply(context.configuration.hostname))
+                break
             }
             try await replies.flush()
             switch framer.mode {
@@ -90,6 +111,7 @@ struct InboundSession {
             default: timer.enter(.command)
             }
             guard var chunk = try await iterator.next() else { break }
+            guard security.plaintextGuard.admit(&chunk) else { continue }
             if pending.readableBytes == 0 {
                 pending = chunk  // no copy: frames are slices of what arrived
             } else {
@@ -117,7 +139,10 @@ struct InboundSession {
             // A BDAT line that cannot be parsed leaves no way to find where the next command starts.
             if error.closesConnection { return false }
         case .lineTooLong:
+            security.awaitingResponse = false
             try await replies.send(.lineTooLong)
+        case .authenticationResponse(let line):
+            return try await continueAuthentication(line, replies)
         case .messageData(let data), .chunkData(let data):
             append(data)
         case .messageEnd:
@@ -194,10 +219,10 @@ struct InboundSession {
             try await replies.send(SMTPReply(code: 221, EnhancedStatusCode(2, 0, 0), "\(context.configuration.hostname) closing"))
             return false
         case .startTLS:
-            framer.resumeCommands()
-            try await replies.send(SMTPReply(code: 454, EnhancedStatusCode(4, 7, 0), "TLS not available"))
-        case .authenticate:
-            try await replies.send(SMTPReply(code: 502, EnhancedStatusCode(5, 5, 1), "AUTH not available"))
+            try await replies.flush()
+            try await startTLS(replies)
+        case .authenticate(let mechanism, let initialResponse):
+            return try await startAuthentication(mechanism: mechanism, initialResponse: initialResponse, replies)
         case .xclient(let attributes):
             var updated = identity
             if let bad = updated.apply(attributes) {
@@ -236,6 +261,12 @@ struct InboundSession {
 
     private mutating func forwardMail(from sender: String, parameters: [SMTPParameter]) async -> SMTPReply {
         timer.enter(.waitingForUs)
+        // A shutdown lets transactions in flight finish but starts no new one.
+        guard drain.enterTransaction() else {
+            session.mailResult(accepted: false)
+            return SessionDrain.reply(context.configuration.hostname)
+        }
+        defer { if !transactionOpen { drain.leaveTransaction() } }
         let from: String
         switch context.srs.sender(sender) {
         case .use(let address): from = address
@@ -254,7 +285,7 @@ struct InboundSession {
                 logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
                 context.statistics.nextHopFailures.increment()
                 session.mailResult(accepted: false)
-                return NextHopReplies.unavailable("\(error)")
+                return (error as? NextHopError)?.reply ?? NextHopReplies.unavailable("\(error)")
             }
         }
         guard let downstream else { return NextHopReplies.unavailable("no connection") }

@@ -15,7 +15,7 @@ public final class RelayServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let signerPool: SignerPool
     private let logger: Logger
-    private let active = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let active = NIOLockedValueBox<[ObjectIdentifier: (channel: any Channel, drain: SessionDrain)]>([:])
     private let boundAddresses = NIOLockedValueBox<[SocketAddress]>([])
     private let readyPromise: NIOLockedValueBox<[CheckedContinuation<[SocketAddress], Never>]> = NIOLockedValueBox([])
 
@@ -39,9 +39,11 @@ public final class RelayServer: Service, Sendable {
     ) throws -> RelayContext {
         let table = try SigningTable(configuration.signing)
         let nextHop: any NextHop
+        let security = try RelaySecurity(configuration: configuration)
         if let address = configuration.nextHop {
             nextHop = SMTPNextHop(
                 address: address, hostname: configuration.hostname, group: group, timeouts: configuration.timeouts,
+                tls: try NextHopTLSPolicy(configuration.nextHopTLS, logger: logger),
                 forwardClientIdentity: configuration.forwardClientIdentity, logger: logger)
         } else {
             nextHop = try CaptureNextHop(directory: configuration.effectiveCaptureDirectory)
@@ -54,6 +56,7 @@ public final class RelayServer: Service, Sendable {
             nextHopCapabilities: capabilities,
             logger: logger,
             statistics: statistics,
+            security: security,
             srs: try SRSRewriter(configuration.srs, statistics: statistics.srs)
         )
     }
@@ -119,11 +122,18 @@ public final class RelayServer: Service, Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: address.host, port: address.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        // Timeouts as configured when the connection arrives, like the rest of its session.
-                        let timeouts = self.configuration.timeouts
+                        // Timeouts and TLS as configured when the connection arrives, like the rest of its session.
+                        let context = self.current.withLockedValue { $0 }
+                        let timeouts = context.configuration.timeouts
                         try channel.pipeline.syncOperations.addHandler(
                             ClientTimeoutHandler(commandSeconds: timeouts.command, dataSeconds: timeouts.dataBlock)
                         )
+                        if context.security.serverTLS != nil {
+                            var logger = context.logger
+                            logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+                            try channel.pipeline.syncOperations.addHandler(
+                                StartTLSHandler(logger: logger, statistics: context.statistics))
+                        }
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -147,9 +157,16 @@ public final class RelayServer: Service, Sendable {
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new connections, finishing transactions in flight")
             for listener in listening { listener.channel.close(promise: nil) }
+            let hostname = self.configuration.hostname
+            for (channel, drain) in self.active.withLockedValue({ Array($0.values) }) where drain.drain() {
+                // Idle between transactions (or never started one): nothing to finish.
+                channel.writeAndFlush(SessionDrain.reply(hostname).encoded()).whenComplete { _ in
+                    channel.close(promise: nil)
+                }
+            }
             let grace = self.configuration.timeouts.shutdownGrace
             self.group.next().scheduleTask(in: .seconds(Int64(grace))) {
-                for channel in self.active.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
+                for (channel, _) in self.active.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
             }
         }
         try await signerPool.shutdown()
@@ -175,14 +192,17 @@ public final class RelayServer: Service, Sendable {
         let context = current.withLockedValue { $0 }
         let configuration = context.configuration
         let id = ObjectIdentifier(channel)
+        let drain = SessionDrain()
         let count = active.withLockedValue { channels -> Int in
-            channels[id] = channel
+            channels[id] = (channel, drain)
             return channels.count
         }
         defer { _ = active.withLockedValue { $0.removeValue(forKey: id) } }
 
         let refusal: SMTPReply?
-        if let peer, !configuration.clientNetworks.contains(where: { $0.contains(peer) }) {
+        let trusted = peer.map { peer in configuration.clientNetworks.contains(where: { $0.contains(peer) }) } ?? true
+        // With AUTH, clients from elsewhere may connect, but must authenticate before MAIL (submission).
+        if !trusted && context.security.passwords == nil, let peer {
             refusal = SMTPReply(code: 554, EnhancedStatusCode(5, 7, 1), "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
         } else if count > configuration.limits.maxConnections {
             refusal = SMTPReply(code: 421, EnhancedStatusCode(4, 7, 0), "\(configuration.hostname) too many connections, try again later")
@@ -207,7 +227,8 @@ public final class RelayServer: Service, Sendable {
         } catch {
             return  // the connection closed before its session began
         }
-        var session = InboundSession(context: context, peer: peer, timer: timer)
+        var session = InboundSession(
+            context: context, peer: peer, timer: timer, drain: drain, channel: channel, trusted: trusted)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await session.run(inbound: inbound, outbound: outbound)

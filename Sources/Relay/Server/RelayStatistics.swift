@@ -15,6 +15,10 @@ public final class RelayStatistics: Sendable {
     public let messagesUnsigned = Counter()
     public let messagesRefused = Counter()
     public let nextHopFailures = Counter()
+    public let tlsHandshakes = Counter()
+    public let tlsHandshakeFailures = Counter()
+    public let authSuccesses = Counter()
+    public let authFailures = Counter()
     /// Envelope rewriting by SRS.
     public let srs = SRSStatistics()
 
