@@ -42,6 +42,7 @@ let package = Package(
             name: "Keys",
             dependencies: ["COpenSSL"]
         ),
+        .target(name: "SRS", dependencies: ["Keys"]),
         .target(
             name: "DKIM",
             dependencies: ["DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
@@ -49,7 +50,7 @@ let package = Package(
         .target(
             name: "SignetCLI",
             dependencies: [
-                "DKIM", "DKIMCore", "Keys", "MailMessage", "Observability", "Relay",
+                "DKIM", "DKIMCore", "Keys", "MailMessage", "Observability", "Relay", "SRS",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -63,7 +64,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "CCrypt", "DKIM", "DKIMCore", "Keys", "MailMessage", "SMTPProtocol",
+                "CCrypt", "DKIM", "DKIMCore", "Keys", "MailMessage", "SMTPProtocol", "SRS",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -101,6 +102,7 @@ let package = Package(
             dependencies: ["DKIMCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "KeysTests", dependencies: ["Keys"]),
+        .testTarget(name: "SRSTests", dependencies: ["SRS"]),
         .testTarget(
             name: "DKIMTests",
             dependencies: ["DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
@@ -121,10 +123,11 @@ let package = Package(
         .testTarget(
             name: "RelayTests",
             dependencies: [
-                "Relay", "SMTPProtocol", "DKIM", "DKIMCore", "Keys", "MailMessage",
+                "Relay", "SMTPProtocol", "DKIM", "DKIMCore", "Keys", "MailMessage", "SRS",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
@@ -139,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["DKIM", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["DKIM", "Keys", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
         ),
     ]
 )
@@ -167,6 +170,14 @@ if Context.environment["SIGNET_BENCHMARKS"] != nil {
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/DKIMBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    )
+    package.targets.append(
+        .executableTarget(
+            name: "SRSBenchmarks",
+            dependencies: ["SRS", "Keys", .product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/SRSBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         )
     )

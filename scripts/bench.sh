@@ -18,4 +18,8 @@ echo "== package-benchmark (release)"
 # A separate scratch path: the benchmark dependency only enters the manifest with SIGNET_BENCHMARKS set.
 SIGNET_BENCHMARKS=1 swift package --scratch-path .build-bench --disable-sandbox benchmark \
     --target DKIMBenchmarks --format markdown --no-progress ${BENCH_ARGS:-} | tee "$out/DKIMBenchmarks.md"
+echo "== openssl speed -hmac sha1 (SRS hashes), $seconds s per block size"
+openssl speed -seconds "$seconds" -hmac sha1 2>/dev/null | grep -E '^(type|hmac)' | tee "$out/openssl-speed-hmac-sha1.txt"
+SIGNET_BENCHMARKS=1 swift package --scratch-path .build-bench --disable-sandbox benchmark \
+    --target SRSBenchmarks --format markdown --no-progress ${BENCH_ARGS:-} | tee "$out/SRSBenchmarks.md"
 echo "results in $out"

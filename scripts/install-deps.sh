@@ -13,6 +13,8 @@ packages=(
     openssl valgrind
     # real SMTP peers for the relay end-to-end tests: smtp-sink/smtp-source (postfix) and swaks
     postfix swaks
+    # independent SRS implementations for the SRS interop tests: Mail::SRS and postsrsd (libsrs2)
+    libmail-srs-perl postsrsd
     # swaks --tls (installed without recommends, so named here)
     libnet-ssleay-perl libio-socket-ssl-perl
     # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests

@@ -232,6 +232,7 @@ struct CheckConfigCommand: ParsableCommand {
         do {
             let table = try SigningTable(configuration.signing)
             let security = try configuration.checkSecurityFiles()
+            if configuration.srs.mode != .off { _ = try configuration.srs.resolvedSecrets() }
             print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security)")
         } catch {
             throw CLIError("invalid configuration in \(file):\n\(error)")

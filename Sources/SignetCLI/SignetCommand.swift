@@ -14,9 +14,10 @@ public struct SignetCommand: AsyncParsableCommand {
               signet dns-record  print the DNS record of an existing key
               signet sign        DKIM-sign a message (file or stdin) and print it
               signet verify      check a message's DKIM signatures against given keys
+              signet srs         SRS forward/reverse of envelope senders, and a Postfix look-up service
             See README.md for a walk-through.
             """,
-        subcommands: [RunCommand.self, CheckConfigCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self]
+        subcommands: [RunCommand.self, CheckConfigCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self, SRSCommand.self]
     )
 
     public init() {}

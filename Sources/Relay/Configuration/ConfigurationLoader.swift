@@ -1,5 +1,6 @@
 import DKIM
 import DKIMCore
+import SRS
 import Yams
 
 /// Reads a `RelayConfiguration` from YAML, then lets `SIGNET_*` environment variables override any key.
@@ -67,6 +68,7 @@ public enum ConfigurationLoader {
             }
             problems.append("signing.table[\(index)].from: '\(entry.from)' is not a domain, *.domain or *")
         }
+        problems += validate(configuration.srs)
         if let auth = configuration.auth, configuration.tls == nil, !auth.allowPlaintext {
             problems.append(
                 "auth: AUTH is offered only after STARTTLS; configure tls, or set auth.allow_plaintext for loopback use")
@@ -80,6 +82,29 @@ public enum ConfigurationLoader {
             ("limits.max_recipients", limits.maxRecipients), ("limits.spool_threshold", limits.spoolThreshold),
         ] where value <= 0 {
             problems.append("\(name): must be positive, not \(value)")
+        }
+        return problems
+    }
+
+    /// The `srs:` section is complete when SRS is on; its secrets file is read only when the relay starts.
+    static func validate(_ srs: RelayConfiguration.SRSSettings) -> [String] {
+        guard srs.mode != .off else { return [] }
+        var problems: [String] = []
+        if let domain = srs.domain {
+            if SigningTable.normalizedDomain(domain) == nil { problems.append("srs.domain: '\(domain)' is not a domain") }
+        } else {
+            problems.append("srs.domain: needed when srs.mode is \(srs.mode.rawValue)")
+        }
+        switch (srs.secrets.isEmpty, srs.secretsFile) {
+        case (true, nil): problems.append("srs: secrets or secrets_file is needed when srs.mode is \(srs.mode.rawValue)")
+        case (false, .some): problems.append("srs: give secrets or secrets_file, not both")
+        default: break
+        }
+        if srs.secrets.contains(where: \.isEmpty) { problems.append("srs.secrets: an empty secret is not allowed") }
+        if srs.maxAge <= 0 || srs.maxAge > 1000 { problems.append("srs.max_age: days from 1 to 1000, not \(srs.maxAge)") }
+        if !["=", "+", "-"].contains(srs.separator) { problems.append("srs.separator: '\(srs.separator)' is not =, + or -") }
+        for domain in srs.localDomains where SigningTable.normalizedDomain(domain.hasPrefix(".") ? String(domain.dropFirst()) : domain) == nil {
+            problems.append("srs.local_domains: '\(domain)' is not a domain or .domain")
         }
         return problems
     }
@@ -113,6 +138,10 @@ public enum ConfigurationLoader {
             "table": .listOf(.map(["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])),
             "canonicalization": .scalar, "headers": .list, "oversign": .scalar, "timestamp": .scalar,
             "expiration": .scalar,
+        ]),
+        "srs": .map([
+            "mode": .scalar, "domain": .scalar, "secrets": .list, "secrets_file": .scalar, "local_domains": .list,
+            "hash_encoding": .scalar, "max_age": .scalar, "separator": .scalar, "too_long": .scalar,
         ]),
         "tls": .map([
             "certificate_chain": .scalar, "private_key": .scalar, "minimum_version": .scalar, "require": .scalar,
@@ -196,6 +225,9 @@ public enum ConfigurationLoader {
             }
             if let node = top["signing"], case .map(let schema) = ConfigurationLoader.schema["signing"]! {
                 configuration.signing = signing(keys(node, "signing", schema))
+            }
+            if let node = top["srs"], case .map(let schema) = ConfigurationLoader.schema["srs"]! {
+                configuration.srs = srs(keys(node, "srs", schema))
             }
             if let node = top["tls"], case .map(let schema) = ConfigurationLoader.schema["tls"]! {
                 configuration.tls = tls(keys(node, "tls", schema))
@@ -333,6 +365,41 @@ public enum ConfigurationLoader {
                 }
             }
             return signing
+        }
+
+        mutating func srs(_ node: [String: Node]) -> RelayConfiguration.SRSSettings {
+            var srs = RelayConfiguration.SRSSettings()
+            if let text = node["mode"].flatMap({ string($0, "srs.mode") }) {
+                if let mode = RelayConfiguration.SRSSettings.Mode(rawValue: text.lowercased()) {
+                    srs.mode = mode
+                } else {
+                    problems.append("srs.mode: '\(text)' is not off, forward, reverse or both")
+                }
+            }
+            if let text = node["domain"].flatMap({ string($0, "srs.domain") }), !text.isEmpty { srs.domain = text.lowercased() }
+            // Secrets are kept exactly as written: the HMAC key is their bytes.
+            if let list = node["secrets"] { srs.secrets = strings(list, "srs.secrets") }
+            if let text = node["secrets_file"].flatMap({ string($0, "srs.secrets_file") }), !text.isEmpty {
+                srs.secretsFile = text
+            }
+            if let list = node["local_domains"] { srs.localDomains = strings(list, "srs.local_domains").map { $0.lowercased() } }
+            if let text = node["hash_encoding"].flatMap({ string($0, "srs.hash_encoding") }) {
+                if let encoding = SRSHashEncoding(rawValue: text.lowercased()) {
+                    srs.hashEncoding = encoding
+                } else {
+                    problems.append("srs.hash_encoding: '\(text)' is not base64 or base64url")
+                }
+            }
+            int(node["max_age"], "srs.max_age", &srs.maxAge)
+            if let text = node["separator"].flatMap({ string($0, "srs.separator") }) { srs.separator = text }
+            if let text = node["too_long"].flatMap({ string($0, "srs.too_long") }) {
+                if let fallback = RelayConfiguration.SRSSettings.TooLongFallback(rawValue: text.lowercased()) {
+                    srs.tooLong = fallback
+                } else {
+                    problems.append("srs.too_long: '\(text)' is not pass or tempfail")
+                }
+            }
+            return srs
         }
 
         /// The mapping's values by key; unknown keys are reported.

@@ -1,5 +1,6 @@
 import DKIM
 import DKIMCore
+import SRS
 
 /// Everything `signet run` needs, as read from the YAML file and the environment.
 public struct RelayConfiguration: Sendable, Equatable {
@@ -26,6 +27,8 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var timeouts = Timeouts()
     /// Which mail is signed, with what.
     public var signing = Signing()
+    /// Sender Rewriting Scheme for forwarded mail and its bounces; off unless `srs.mode` is set.
+    public var srs = SRSSettings()
     /// STARTTLS for clients; nil: not offered.
     public var tls: TLS?
     /// STARTTLS towards the next hop.
@@ -188,6 +191,53 @@ public struct RelayConfiguration: Sendable, Equatable {
             self.canonicalization = canonicalization
             self.headers = headers
         }
+    }
+
+    /// The `srs:` section: how envelope addresses are rewritten (Mail::SRS Guarded scheme, postsrsd compatible).
+    public struct SRSSettings: Sendable, Equatable {
+        /// What the relay rewrites.
+        public enum Mode: String, Sendable, Equatable, CaseIterable {
+            /// Nothing.
+            case off
+            /// MAIL FROM of relayed mail from non-local senders becomes an SRS address of `domain`.
+            case forward
+            /// RCPT TO of SRS addresses of `domain` (bounces) becomes the original sender; forged or expired ones
+            /// are refused with 550.
+            case reverse
+            /// Both: one relay for the forwarded mail and the bounces coming back.
+            case both
+        }
+
+        /// What happens when a rewritten sender would exceed 64 octets of local part.
+        public enum TooLongFallback: String, Sendable, Equatable, CaseIterable {
+            /// Relay with the sender unchanged (SPF at the receiver may then fail, as without SRS).
+            case pass
+            /// Answer 451 so that the client keeps the message.
+            case tempfail
+        }
+
+        public var mode = Mode.off
+        /// The forwarder's domain written into SRS addresses (postsrsd `domain`).
+        public var domain: String?
+        /// Secrets, the first signs and all verify; or read them from `secretsFile` (one a line, as postsrsd).
+        public var secrets: [String] = []
+        public var secretsFile: String?
+        /// Sender domains never rewritten (mail from ourselves); `.example.com` covers subdomains only, as in
+        /// postsrsd. The SRS domain itself is always local.
+        public var localDomains: [String] = []
+        /// Hash alphabet written; both are accepted on reverse.
+        public var hashEncoding = SRSHashEncoding.base64
+        /// Days an SRS address stays valid.
+        public var maxAge = 21
+        /// Separator after SRS0/SRS1: `=`, `+` or `-`.
+        public var separator = "="
+        public var tooLong = TooLongFallback.pass
+        public init() {}
+
+        /// Whether MAIL FROM is rewritten.
+        public var rewritesSenders: Bool { mode == .forward || mode == .both }
+        /// Whether RCPT TO is reversed.
+        public var reversesRecipients: Bool { mode == .reverse || mode == .both }
     }
 
     public init() {}

@@ -94,6 +94,8 @@ public final class RelayMetrics: Sendable {
         case signingFailed = "signing_failed"
         /// Spooling or finishing the message failed locally.
         case localError = "local_error"
+        /// The SRS rewrite of the sender would exceed 64 octets and `srs.too_long` says tempfail.
+        case srsTooLong = "srs_too_long"
     }
 
     /// Why Signet itself refused a message with a 5xx.

@@ -16,6 +16,8 @@ struct RelayContext: Sendable {
     var metrics: RelayMetrics
     var nextHopHealth: NextHopHealth
     var security = RelaySecurity()
+    /// SRS envelope rewriting (MAIL FROM forward, RCPT TO reverse); a no-op unless configured.
+    var srs: SRSRewriter
 }
 
 /// One client connection: parses what the client sends, answers locally what it can, asks the next hop the rest
@@ -187,7 +189,15 @@ struct InboundSession {
             try await replies.send(reply)
         case .forwardMail(let from, let parameters):
             try await replies.send(await forwardMail(from: from, parameters: parameters))
-        case .forwardRecipient(let to, let parameters):
+        case .forwardRecipient(let recipient, let parameters):
+            let to: String
+            switch context.srs.recipient(recipient) {
+            case .use(let address): to = address
+            case .refuse(let reply):
+                session.recipientResult(accepted: false)
+                try await replies.send(reply)
+                return true
+            }
             guard let downstream, downstream.isUsable else {
                 session.recipientResult(accepted: false)
                 context.metrics.tempfailed(.nextHopLost)
@@ -258,7 +268,7 @@ struct InboundSession {
         transactionOpen = false
     }
 
-    private mutating func forwardMail(from: String, parameters: [SMTPParameter]) async -> SMTPReply {
+    private mutating func forwardMail(from sender: String, parameters: [SMTPParameter]) async -> SMTPReply {
         timer.enter(.waitingForUs)
         // A shutdown lets transactions in flight finish but starts no new one.
         guard drain.enterTransaction() else {
@@ -266,7 +276,17 @@ struct InboundSession {
             return SessionDrain.reply(context.configuration.hostname)
         }
         defer { if !transactionOpen { drain.leaveTransaction() } }
-        transaction = TransactionRecord(sender: from)
+        transaction = TransactionRecord(sender: sender)
+        let from: String
+        switch context.srs.sender(sender) {
+        case .use(let address): from = address
+        case .refuse(let reply):
+            session.mailResult(accepted: false)
+            context.metrics.tempfailed(.srsTooLong)
+            transaction?.log(reply: reply, outcome: "tempfailed", logger: logger, client: peer)
+            transaction = nil
+            return reply
+        }
         if let current = downstream, !current.isUsable {
             await current.quit()
             downstream = nil

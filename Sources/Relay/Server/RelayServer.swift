@@ -22,6 +22,8 @@ public final class RelayServer: Service, Sendable {
 
     /// The metrics of this server; they survive reloads.
     public let metrics: RelayMetrics
+    /// SRS counts, feeding `metrics`; they survive reloads too.
+    public let srsStatistics: SRSStatistics
 
     /// A server for `configuration`; keys are loaded and checked here, so a bad key fails before listening.
     public init(
@@ -31,16 +33,17 @@ public final class RelayServer: Service, Sendable {
         self.group = group
         self.logger = logger
         self.metrics = metrics
+        self.srsStatistics = SRSStatistics(metrics: metrics)
         self.signerPool = SignerPool(threadCount: System.coreCount, metrics: metrics)
         let context = try Self.makeContext(
             configuration, group: group, signerPool: signerPool, logger: logger, metrics: metrics,
-            capabilities: NextHopCapabilityCache())
+            srsStatistics: srsStatistics, capabilities: NextHopCapabilityCache())
         self.current = NIOLockedValueBox(context)
     }
 
     private static func makeContext(
         _ configuration: RelayConfiguration, group: any EventLoopGroup, signerPool: SignerPool, logger: Logger,
-        metrics: RelayMetrics, capabilities: NextHopCapabilityCache
+        metrics: RelayMetrics, srsStatistics: SRSStatistics, capabilities: NextHopCapabilityCache
     ) throws -> RelayContext {
         let table = try SigningTable(configuration.signing)
         let nextHop: any NextHop
@@ -65,7 +68,8 @@ public final class RelayServer: Service, Sendable {
             logger: logger,
             metrics: metrics,
             nextHopHealth: health,
-            security: security
+            security: security,
+            srs: try SRSRewriter(configuration.srs, statistics: srsStatistics)
         )
     }
 
@@ -81,7 +85,7 @@ public final class RelayServer: Service, Sendable {
             old.configuration.nextHop == configuration.nextHop ? old.nextHopCapabilities : NextHopCapabilityCache()
         let context = try Self.makeContext(
             configuration, group: group, signerPool: signerPool, logger: logger, metrics: metrics,
-            capabilities: capabilities)
+            srsStatistics: srsStatistics, capabilities: capabilities)
         current.withLockedValue { $0 = context }
         if configuration.listen != old.configuration.listen {
             logger.warning(
