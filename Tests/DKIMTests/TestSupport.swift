@@ -5,7 +5,11 @@ import NIOCore
 enum TestData {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
-    static let shared = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/testdata")
+    /// The team folder when it is beside the repository, else the copy of the RFC's public test keys.
+    static let shared: URL = {
+        let team = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/testdata")
+        return FileManager.default.fileExists(atPath: team.path) ? team : packageRoot.appendingPathComponent("Tests/Fixtures")
+    }()
 
     static func bytes(_ relativePath: String) throws -> [UInt8] {
         [UInt8](try Data(contentsOf: shared.appendingPathComponent(relativePath)))

@@ -11,7 +11,10 @@ enum TestData {
         // Resolve symlinks: dev packages link Tests/KeysTests into the repository.
         let repository = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return repository.deletingLastPathComponent().appendingPathComponent("shared/testdata")
+        let shared = repository.deletingLastPathComponent().appendingPathComponent("shared/testdata")
+        // A clone without the team folder beside it uses the copy of the RFC's public test keys.
+        if FileManager.default.fileExists(atPath: shared.path) { return shared }
+        return repository.appendingPathComponent("Tests/Fixtures")
     }()
 
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
