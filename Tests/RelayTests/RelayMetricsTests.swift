@@ -71,6 +71,22 @@ struct RelayMetricsTests {
         #expect(recorder.meters(label: "signet_key_expiry_timestamp_seconds").map { $0.dimensions.last?.1 } == ["new"])
     }
 
+    @Test func srsCountsFeedTheRewriteCounter() throws {
+        let recorder = TestMetrics()
+        let statistics = SRSStatistics(metrics: RelayMetrics(factory: recorder))
+        statistics.sendersRewritten.increment()
+        statistics.sendersRewritten.increment()
+        statistics.recipientsForged.increment()
+        #expect(statistics.sendersRewritten.count == 2)
+        #expect(
+            recorder.counterTotal(
+                label: "signet_srs_rewrites_total", dimensions: [("direction", "forward"), ("result", "rewritten")])
+                == 2)
+        #expect(
+            recorder.counterTotal(
+                label: "signet_srs_rewrites_total", dimensions: [("direction", "reverse"), ("result", "forged")]) == 1)
+    }
+
     @Test func repliesAreClassifiedByWhoMadeThem() throws {
         let recorder = TestMetrics()
         let metrics = RelayMetrics(factory: recorder)
