@@ -17,6 +17,8 @@ N=${N:-5000}
 C=${C:-50}
 SIZE=${SIZE:-4096}
 PER=${PER:-100}
+# RATE=messages/s paces the generator (for added latency below saturation); empty: as fast as the path answers.
+RATE=${RATE:-}
 SCENARIOS=${SCENARIOS:-a b c d e}
 out=${BENCH_OUT:-.build-bench/results}
 mkdir -p "$out"
@@ -86,7 +88,7 @@ measure() {
     local start end
     start=$(date +%s.%N)
     "$load" --server "127.0.0.1:$target" --count "$N" --connections "$C" --per-connection "$PER" --size "$SIZE" \
-        --json >"$out/e2e-$name-load.json" || echo "($name: not every message was acknowledged)" >&2
+        ${RATE:+--rate "$RATE"} --json >"$out/e2e-$name-load.json" || echo "($name: not every message was acknowledged)" >&2
     # Postfix may still be delivering what it queued; give it two minutes, then the sink reports what it has.
     for _ in $(seq 1200); do kill -0 "$sink" 2>/dev/null || break; sleep 0.1; done
     kill "$sink" 2>/dev/null || true
@@ -244,7 +246,9 @@ n, c, size = sys.argv[2:5]
 labels = {"a": "(a) load → sink (plumbing ceiling)", "b": "(b) Signet rsa-sha256", "c": "(c) Signet ed25519-sha256",
           "d": "(d) Postfix + OpenDKIM rsa-sha256", "e": "(e) Postfix + rspamd rsa-sha256"}
 base = rows.get("a")
-print(f"{n} messages of {size} bytes, {c} connections, pipelining\n")
+import os
+rate = os.environ.get("RATE")
+print(f"{n} messages of {size} bytes, {c} connections, pipelining" + (f", paced at {rate} messages/s" if rate else "") + "\n")
 print("| path | msg/s | acked / received | p50 ms | p99 ms | added p50 / p99 ms | peak RSS MiB | CPU µs/msg | verified | ×(a) | ×(d) | ×(e) |")
 print("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 for k in "abcde":

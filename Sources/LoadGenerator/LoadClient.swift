@@ -27,6 +27,10 @@ public struct LoadOptions: Sendable {
     /// The whole run gives up after this many seconds.
     public var timeoutSeconds = 600.0
     public var threads = System.coreCount
+    /// Messages per second over the whole run (0: as fast as the server answers). Message i is due at
+    /// start + i / rate, and its latency counts from when it was due, so a server that falls behind is not
+    /// hidden by the generator waiting for it (coordinated omission).
+    public var rate = 0.0
 
     public init() {}
 }
@@ -86,6 +90,8 @@ final class Run: Sendable {
     let options: LoadOptions
     let tls: NIOSSLContext?
     let factory: MessageFactory
+    /// When the run started, for `rate`'s schedule.
+    let startNanoseconds = NIODeadline.now().uptimeNanoseconds
     private struct Shared {
         var next = 0
         var tally = ConnectionTally()
@@ -97,6 +103,12 @@ final class Run: Sendable {
         self.options = options
         self.tls = tls
         self.factory = factory
+    }
+
+    /// When message `index` is due (uptime nanoseconds), or nil without a rate.
+    func due(_ index: Int) -> UInt64? {
+        guard options.rate > 0 else { return nil }
+        return startNanoseconds + UInt64(Double(index) / options.rate * 1e9)
     }
 
     var hasWork: Bool { shared.withLock { $0.next < options.messages } }
@@ -263,7 +275,20 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             return
         }
         sentOnConnection += 1
-        current = (index, DispatchTime.now().uptimeNanoseconds, nil)
+        if let due = run.due(index), due > NIODeadline.now().uptimeNanoseconds {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(deadline: .uptimeNanoseconds(due)) {
+                let (handler, context) = bound.value
+                handler.begin(context, index: index, start: due)
+            }
+        } else {
+            begin(context, index: index, start: run.due(index) ?? NIODeadline.now().uptimeNanoseconds)
+        }
+    }
+
+    private func begin(_ context: ChannelHandlerContext, index: Int, start: UInt64) {
+        guard context.channel.isActive else { return }
+        current = (index, start, nil)
         send(context, mailCommand, expecting: .mail)
         if usesPipelining {
             send(context, rcptCommand, expecting: .rcpt)
@@ -280,7 +305,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             tally.acknowledged += 1
             tally.acknowledgedBytes +=
                 run.factory.header(index: message.index).readableBytes + run.factory.body(index: message.index).readableBytes
-            let micros = (DispatchTime.now().uptimeNanoseconds - message.start) / 1000
+            let micros = (NIODeadline.now().uptimeNanoseconds - message.start) / 1000
             _ = tally.latency.record(max(1, micros))
             nextTransaction(context)
         } else {

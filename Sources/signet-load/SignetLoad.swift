@@ -30,6 +30,8 @@ struct Send: AsyncParsableCommand {
     var insecureAcceptAnyCertificate = false
     @Option(help: "Envelope sender and From.") var from = "load@example.com"
     @Option(help: "Envelope recipient and To.") var to = "sink@example.org"
+    @Option(help: "Messages per second over the run (0: as fast as the server answers); latency counts from when each was due.")
+    var rate = 0.0
     @Option(help: "Give up after this many seconds.") var timeout = 600.0
     @Option(help: "Event-loop threads (default: one per core).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print the report as JSON.") var json = false
@@ -55,6 +57,7 @@ struct Send: AsyncParsableCommand {
         options.to = to
         options.timeoutSeconds = timeout
         options.threads = threads
+        options.rate = max(0, rate)
         let report = try await LoadGenerator.run(options)
         if json {
             let encoder = JSONEncoder()
