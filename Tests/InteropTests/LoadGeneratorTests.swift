@@ -120,6 +120,27 @@ struct LoadGeneratorTests {
         #expect(summary.bytes == count * 4096, "every message is exactly --size bytes")
     }
 
+    /// STARTTLS to a relay with a self-signed certificate: refused unless the generator is told to accept any.
+    @Test func startTLSThroughTheRelay() throws {
+        let setup = try RelayHarness.Setup("load-tls")
+        defer { setup.remove() }
+        let count = 60
+        let certificate = try RelayTLSAuthTests.makeCertificate(in: setup.dir)
+        let (sink, sinkPort) = try Self.startSink(setup.dir, exitAfter: count)
+        defer { sink.stop() }
+        let (relay, relayPort) = try RelayTLSAuthTests.startSignet(
+            setup.dir, name: "tls", nextHop: sinkPort, keys: setup.keys, extra: RelayTLSAuthTests.tlsSection(certificate))
+        defer { relay.stop() }
+        let arguments = ["--server", "127.0.0.1:\(relayPort)", "--count", "\(count)", "--connections", "4", "--starttls"]
+        // Without the flag the certificate is checked, and a self-signed one fails the handshake.
+        let (checked, refused) = try Self.load(arguments)
+        #expect(checked.status == 1 && refused.acknowledged == 0 && refused.connectionErrors > 0)
+        let (output, report) = try Self.load(arguments + ["--insecure-accept-any-certificate"])
+        #expect(output.status == 0 && report.acknowledged == count, "\(output.text)\n\(relay.output.suffix(2000))")
+        #expect(try Self.summary(sink).accepted == count)
+        #expect(relay.output.contains("TLS established"), "\(relay.output.suffix(2000))")
+    }
+
     @Test func nothingListeningIsAConnectionError() throws {
         let port = E2E.freePort()
         let (output, report) = try Self.load(["--server", "127.0.0.1:\(port)", "--count", "5", "--connections", "2"])
