@@ -208,7 +208,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             sendEHLO(context)
         case .ehlo:
             guard reply.isPositive else { return fail(context, "EHLO \(reply.code)", code: reply.code) }
-            let keywords = Set(reply.lines.dropFirst().map { $0.split(separator: " ").first.map { $0.uppercased() } ?? "" })
+            let keywords = Set(
+                reply.lines.dropFirst().map { $0.split(separator: " ").first.map { $0.uppercased() } ?? "" })
             serverPipelining = keywords.contains("PIPELINING")
             if run.options.startTLS && !hasTLS {
                 guard keywords.contains("STARTTLS") else { return fail(context, "STARTTLS not offered") }
@@ -218,7 +219,9 @@ final class LoadConnectionHandler: ChannelInboundHandler {
                 nextTransaction(context)
             }
         case .startTLS:
-            guard reply.code == 220, let tls = run.tls else { return fail(context, "STARTTLS \(reply.code)", code: reply.code) }
+            guard reply.code == 220, let tls = run.tls else {
+                return fail(context, "STARTTLS \(reply.code)", code: reply.code)
+            }
             do {
                 try context.pipeline.syncOperations.addHandler(
                     NIOSSLClientHandler(context: tls, serverHostname: nil), position: .first)
@@ -231,7 +234,9 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             if !reply.isPositive, current?.refusal == nil { current?.refusal = reply.code }
             if !usesPipelining {
                 if reply.isPositive {
-                    send(context, stage == .mail ? rcptCommand : Self.dataCommand, expecting: stage == .mail ? .rcpt : .data)
+                    send(
+                        context, stage == .mail ? rcptCommand : Self.dataCommand,
+                        expecting: stage == .mail ? .rcpt : .data)
                     context.flush()
                 } else {
                     finishMessage(context, code: reply.code)
@@ -304,7 +309,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         if (200..<300).contains(code) {
             tally.acknowledged += 1
             tally.acknowledgedBytes +=
-                run.factory.header(index: message.index).readableBytes + run.factory.body(index: message.index).readableBytes
+                run.factory.header(index: message.index).readableBytes
+                + run.factory.body(index: message.index).readableBytes
             let micros = (NIODeadline.now().uptimeNanoseconds - message.start) / 1000
             _ = tally.latency.record(max(1, micros))
             nextTransaction(context)

@@ -81,7 +81,8 @@ public struct LoadReport: Codable, Sendable {
         latencyMilliseconds = Latency(
             p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)),
             p99: ms(histogram.valueAtPercentile(99)), p999: ms(histogram.valueAtPercentile(99.9)),
-            max: ms(histogram.totalCount > 0 ? histogram.max : 0), mean: histogram.totalCount > 0 ? histogram.mean / 1000 : 0
+            max: ms(histogram.totalCount > 0 ? histogram.max : 0),
+            mean: histogram.totalCount > 0 ? histogram.mean / 1000 : 0
         )
     }
 

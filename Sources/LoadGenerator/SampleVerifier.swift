@@ -3,10 +3,13 @@ import Foundation
 /// Verifies the sink's sampled messages with dkimpy (Debian python3-dkim), an implementation independent of Signet.
 public enum SampleVerifier {
     /// `keyFile` has lines `selector._domainkey.domain<TAB>TXT value`, as OpenDKIM's TestPublicKeys.
-    public static func verify(_ messages: [Data], keyFile: String, python: String = "/usr/bin/python3") throws
+    public static func verify(
+        _ messages: [Data], keyFile: String, python: String = "/usr/bin/python3"
+    ) throws
         -> SinkSummary.Verification
     {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("signet-load-verify-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "signet-load-verify-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         var paths: [String] = []
@@ -24,7 +27,9 @@ public enum SampleVerifier {
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw VerifyError("dkimpy exited with \(process.terminationStatus)") }
+        guard process.terminationStatus == 0 else {
+            throw VerifyError("dkimpy exited with \(process.terminationStatus)")
+        }
         // One line per message: path, then "pass" or the reason it failed.
         var passed = 0
         var failures: [String] = []

@@ -74,7 +74,8 @@ public struct SinkSummary: Codable, Sendable {
     public var text: String {
         var out = "sink: \(accepted) accepted, \(refused) refused, \(bytes) bytes, \(connections) connections"
         if let verification {
-            out += "\nverified \(verification.messages) sampled messages: \(verification.passed) passed, \(verification.failed) failed"
+            out +=
+                "\nverified \(verification.messages) sampled messages: \(verification.passed) passed, \(verification.failed) failed"
             for failure in verification.failures.prefix(5) { out += "\n  \(failure)" }
         }
         return out
@@ -101,7 +102,8 @@ public final class SinkServer: Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(SinkHandler(options: options, counters: counters))
+                        try channel.pipeline.syncOperations.addHandler(
+                            SinkHandler(options: options, counters: counters))
                     }
                 }
                 .bind(host: options.host, port: options.port).get()
@@ -112,7 +114,8 @@ public final class SinkServer: Sendable {
         }
     }
 
-    private init(options: SinkOptions, group: MultiThreadedEventLoopGroup, channel: any Channel, counters: SinkCounters) {
+    private init(options: SinkOptions, group: MultiThreadedEventLoopGroup, channel: any Channel, counters: SinkCounters)
+    {
         self.options = options
         self.group = group
         self.channel = channel
@@ -180,7 +183,9 @@ final class SinkHandler: ChannelInboundHandler {
         case .command(let command):
             switch command {
             case .ehlo:
-                out.writeStaticString("250-signet-load.sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 0\r\n250 ENHANCEDSTATUSCODES\r\n")
+                out.writeStaticString(
+                    "250-signet-load.sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 0\r\n250 ENHANCEDSTATUSCODES\r\n"
+                )
             case .helo: out.writeStaticString("250 signet-load.sink\r\n")
             case .mail: out.writeStaticString("250 2.1.0 Ok\r\n")
             case .rcpt: out.writeStaticString("250 2.1.5 Ok\r\n")
@@ -205,7 +210,8 @@ final class SinkHandler: ChannelInboundHandler {
             let number = counters.ended.add(1, ordering: .relaxed).newValue
             if options.refuseEvery > 0 && number % options.refuseEvery == 0 {
                 counters.refused.add(1, ordering: .relaxed)
-                out.writeString("\(options.refusalCode) \(options.refusalCode / 100).7.1 Refused by signet-load sink\r\n")
+                out.writeString(
+                    "\(options.refusalCode) \(options.refusalCode / 100).7.1 Refused by signet-load sink\r\n")
             } else {
                 counters.accepted.add(1, ordering: .relaxed)
                 out.writeStaticString("250 2.0.0 Ok: queued\r\n")

@@ -30,10 +30,14 @@ struct Send: AsyncParsableCommand {
     var insecureAcceptAnyCertificate = false
     @Option(help: "Envelope sender and From.") var from = "load@example.com"
     @Option(help: "Envelope recipient and To.") var to = "sink@example.org"
-    @Option(help: "Messages per second over the run (0: as fast as the server answers); latency counts from when each was due.")
+    @Option(
+        help:
+            "Messages per second over the run (0: as fast as the server answers); latency counts from when each was due."
+    )
     var rate = 0.0
     @Option(help: "Give up after this many seconds.") var timeout = 600.0
-    @Option(help: "Event-loop threads (default: one per core).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Event-loop threads (default: one per core).") var threads = ProcessInfo.processInfo
+        .activeProcessorCount
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() async throws {
@@ -87,7 +91,8 @@ struct Sink: AsyncParsableCommand {
     var verifyEvery = 0
     @Option(help: "With --verify-every: public keys, lines `selector._domainkey.domain<TAB>TXT value`.")
     var keyFile: String?
-    @Option(help: "Event-loop threads (default: one per core).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Event-loop threads (default: one per core).") var threads = ProcessInfo.processInfo
+        .activeProcessorCount
     @Flag(help: "Print the summary as JSON.") var json = false
 
     func run() async throws {
@@ -140,7 +145,9 @@ struct Sink: AsyncParsableCommand {
 nonisolated(unsafe) private var stopRequested: sig_atomic_t = 0
 
 private func parseAddress(_ text: String) throws -> (String, Int) {
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+        (0...65535).contains(port)
+    else {
         throw ValidationError("expected host:port, got \(text)")
     }
     var host = String(text[..<colon])

@@ -33,7 +33,8 @@ struct LoadGeneratorTests {
         let port = E2E.freePort()
         let sink = try E2E.Running(
             try Tools.signetLoad,
-            ["sink", "--listen", "127.0.0.1:\(port)", "--exit-after", "\(exitAfter)", "--timeout", "120", "--json"] + flags,
+            ["sink", "--listen", "127.0.0.1:\(port)", "--exit-after", "\(exitAfter)", "--timeout", "120", "--json"]
+                + flags,
             log: dir.appendingPathComponent("sink.log"))
         do {
             try E2E.waitForPort(port)
@@ -65,7 +66,8 @@ struct LoadGeneratorTests {
         let (sink, sinkPort) = try Self.startSink(
             setup.dir, exitAfter: count, ["--verify-every", "10", "--key-file", setup.keys.keyFile])
         defer { sink.stop() }
-        let (relay, relayPort) = try E2E.startSignet(setup.dir, nextHop: sinkPort, keys: setup.keys, logLevel: "warning")
+        let (relay, relayPort) = try E2E.startSignet(
+            setup.dir, nextHop: sinkPort, keys: setup.keys, logLevel: "warning")
         defer { relay.stop() }
         // Sizes in turn, fewer messages per connection than the count so connections are replaced.
         let (output, report) = try Self.load([
@@ -81,7 +83,9 @@ struct LoadGeneratorTests {
         #expect(summary.accepted == count && summary.refused == 0, "\(sink.output)")
         // Each message grew by its signatures on the way.
         #expect(summary.bytes > count * (700 + 4096 + 20000) / 3)
-        #expect(summary.verification?.messages == count / 10 && summary.verification?.passed == count / 10, "\(sink.output)")
+        #expect(
+            summary.verification?.messages == count / 10 && summary.verification?.passed == count / 10, "\(sink.output)"
+        )
     }
 
     @Test func refusalsAreCountedByCode() throws {
@@ -90,7 +94,8 @@ struct LoadGeneratorTests {
         let count = 40
         let (sink, sinkPort) = try Self.startSink(setup.dir, exitAfter: count, ["--refuse-every", "4"])
         defer { sink.stop() }
-        let (relay, relayPort) = try E2E.startSignet(setup.dir, nextHop: sinkPort, keys: setup.keys, logLevel: "warning")
+        let (relay, relayPort) = try E2E.startSignet(
+            setup.dir, nextHop: sinkPort, keys: setup.keys, logLevel: "warning")
         defer { relay.stop() }
         // Without pipelining, so each reply is read before the next command goes out.
         let (output, report) = try Self.load([
@@ -109,7 +114,8 @@ struct LoadGeneratorTests {
         let dir = try Tools.makeTemporaryDirectory("load-direct")
         defer { try? FileManager.default.removeItem(at: dir) }
         let count = 500
-        let (sink, sinkPort) = try Self.startSink(dir, exitAfter: count, ["--refuse-every", "100", "--refusal-code", "451"])
+        let (sink, sinkPort) = try Self.startSink(
+            dir, exitAfter: count, ["--refuse-every", "100", "--refusal-code", "451"])
         defer { sink.stop() }
         let (_, report) = try Self.load([
             "--server", "127.0.0.1:\(sinkPort)", "--count", "\(count)", "--connections", "20", "--size", "4096",
@@ -129,9 +135,12 @@ struct LoadGeneratorTests {
         let (sink, sinkPort) = try Self.startSink(setup.dir, exitAfter: count)
         defer { sink.stop() }
         let (relay, relayPort) = try RelayTLSAuthTests.startSignet(
-            setup.dir, name: "tls", nextHop: sinkPort, keys: setup.keys, extra: RelayTLSAuthTests.tlsSection(certificate))
+            setup.dir, name: "tls", nextHop: sinkPort, keys: setup.keys,
+            extra: RelayTLSAuthTests.tlsSection(certificate))
         defer { relay.stop() }
-        let arguments = ["--server", "127.0.0.1:\(relayPort)", "--count", "\(count)", "--connections", "4", "--starttls"]
+        let arguments = [
+            "--server", "127.0.0.1:\(relayPort)", "--count", "\(count)", "--connections", "4", "--starttls",
+        ]
         // Without the flag the certificate is checked, and a self-signed one fails the handshake.
         let (checked, refused) = try Self.load(arguments)
         #expect(checked.status == 1 && refused.acknowledged == 0 && refused.connectionErrors > 0)
@@ -155,7 +164,8 @@ extension RelayCommandLineTests {
     @Test func firstRunTakesOneMessageFromSignetLoad() throws {
         let dir = try Tools.makeTemporaryDirectory("first-run-load")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let relay = try E2E.Running(try Tools.signet, ["run"], log: dir.appendingPathComponent("signet.log"), directory: dir)
+        let relay = try E2E.Running(
+            try Tools.signet, ["run"], log: dir.appendingPathComponent("signet.log"), directory: dir)
         defer { relay.stop() }
         do {
             try E2E.waitForPort(10025)
@@ -177,7 +187,9 @@ extension Tools {
     /// `signet-load`, built next to `signet`.
     static var signetLoad: String {
         get throws {
-            let path = URL(fileURLWithPath: try signet).deletingLastPathComponent().appendingPathComponent("signet-load").path
+            let path = URL(fileURLWithPath: try signet).deletingLastPathComponent().appendingPathComponent(
+                "signet-load"
+            ).path
             guard FileManager.default.isExecutableFile(atPath: path) else {
                 throw ToolError("cannot find signet-load next to signet (\(path)): build it with `swift build`")
             }
