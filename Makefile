@@ -35,8 +35,12 @@ run: release ## start the relay's first-run default: 127.0.0.1:10025, developmen
 	$(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)/signet run
 
 .PHONY: bench
-bench: deps ## micro benchmarks (package-benchmark) next to this machine's openssl speed
+bench: deps ## micro benchmarks next to openssl speed, then the end-to-end comparison (load → Signet / Postfix+OpenDKIM / Postfix+rspamd → sink)
 	scripts/bench.sh
+
+.PHONY: bench-e2e
+bench-e2e: deps ## only the end-to-end comparison (N, C, SIZE, SCENARIOS="a b c d e" override)
+	scripts/bench-e2e.sh
 
 .PHONY: bench-metrics
 bench-metrics: release ## relay throughput with metrics exported versus no-op handlers (the instrumentation's cost)

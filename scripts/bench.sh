@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: Signet's micro benchmarks (package-benchmark, release build) and, in the same run,
-# this machine's `openssl speed` figures they are compared with. The machines are shared and noisy:
+# this machine's `openssl speed` figures they are compared with, then the end-to-end comparison
+# (scripts/bench-e2e.sh; BENCH_E2E=0 skips it). The machines are shared and noisy:
 # compare the ratios of one run, not absolute numbers across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,8 @@ echo "== openssl speed -hmac sha1 (SRS hashes), $seconds s per block size"
 openssl speed -seconds "$seconds" -hmac sha1 2>/dev/null | grep -E '^(type|hmac)' | tee "$out/openssl-speed-hmac-sha1.txt"
 SIGNET_BENCHMARKS=1 swift package --scratch-path .build-bench --disable-sandbox benchmark \
     --target SRSBenchmarks --format markdown --no-progress ${BENCH_ARGS:-} | tee "$out/SRSBenchmarks.md"
+if [ "${BENCH_E2E:-1}" != 0 ]; then
+    echo "== end to end: signet-load → (Signet | Postfix + OpenDKIM | Postfix + rspamd) → signet-load sink"
+    scripts/bench-e2e.sh
+fi
 echo "results in $out"

@@ -1,0 +1,68 @@
+import Foundation
+
+/// Verifies the sink's sampled messages with dkimpy (Debian python3-dkim), an implementation independent of Signet.
+public enum SampleVerifier {
+    /// `keyFile` has lines `selector._domainkey.domain<TAB>TXT value`, as OpenDKIM's TestPublicKeys.
+    public static func verify(
+        _ messages: [Data], keyFile: String, python: String = "/usr/bin/python3"
+    ) throws
+        -> SinkSummary.Verification
+    {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "signet-load-verify-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var paths: [String] = []
+        for (index, message) in messages.enumerated() {
+            let url = dir.appendingPathComponent("\(index).eml")
+            try message.write(to: url)
+            paths.append(url.path)
+        }
+        guard !paths.isEmpty else { return .init(messages: 0, passed: 0, failed: 0, failures: []) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", script, keyFile] + paths
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw VerifyError("dkimpy exited with \(process.terminationStatus)")
+        }
+        // One line per message: path, then "pass" or the reason it failed.
+        var passed = 0
+        var failures: [String] = []
+        for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: "\t", maxSplits: 1)
+            if parts.count == 2 && parts[1] == "pass" { passed += 1 } else { failures.append(String(line)) }
+        }
+        return .init(messages: paths.count, passed: passed, failed: paths.count - passed, failures: failures)
+    }
+
+    private static let script = """
+        import sys, dkim
+        keys = {}
+        for line in open(sys.argv[1], "rb"):
+            line = line.strip()
+            if line and not line.startswith(b"#"):
+                name, value = line.split(None, 1)
+                keys[name.lower().rstrip(b".")] = value
+        def dns(name, timeout=5):
+            return keys.get(name.lower().rstrip(b"."), b"")
+        for path in sys.argv[2:]:
+            msg = open(path, "rb").read()
+            d = dkim.DKIM(msg)
+            count = sum(1 for l in msg.split(b"\\r\\n\\r\\n", 1)[0].split(b"\\r\\n") if l.lower().startswith(b"dkim-signature:"))
+            if count == 0:
+                print(path + "\\tno DKIM-Signature")
+                continue
+            bad = [i for i in range(count) if not d.verify(idx=i, dnsfunc=dns)]
+            print(path + ("\\tpass" if not bad else "\\tsignatures %s of %d failed" % (bad, count)))
+        """
+
+    struct VerifyError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+}

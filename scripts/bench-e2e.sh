@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# End-to-end comparison in one run, same messages and concurrency for every path (issue 9):
+#   (a) signet-load → signet-load sink                       the plumbing ceiling
+#   (b) signet-load → signet run (rsa-sha256)     → sink
+#   (c) signet-load → signet run (ed25519-sha256) → sink
+#   (d) signet-load → Postfix + OpenDKIM milter   → sink     queue on tmpfs, milter on a unix socket
+#   (e) signet-load → Postfix + rspamd milter (DKIM signing only) → sink
+# Throughput is end to end: N divided by the time from the first connection until the sink has answered all N
+# (Postfix acknowledges at queueing, so the generator's own rate would flatter it). Latency is the generator's:
+# MAIL sent to the end-of-data reply; "added" is the difference to (a). Peak RSS is VmHWM summed over the signing
+# path's processes still alive at the end (Signet: the relay and its children; Postfix: master, its children and the
+# milter). CPU is user+system of the same processes per message. Release builds. Not part of `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# (BENCH_BIN_DIR, not SIGNET_*: `signet run` reads every SIGNET_ variable as configuration.)
+N=${N:-5000}
+C=${C:-50}
+SIZE=${SIZE:-4096}
+PER=${PER:-100}
+# RATE=messages/s paces the generator (for added latency below saturation); empty: as fast as the path answers.
+RATE=${RATE:-}
+SCENARIOS=${SCENARIOS:-a b c d e}
+out=${BENCH_OUT:-.build-bench/results}
+mkdir -p "$out"
+
+if [ -z "${BENCH_BIN_DIR:-}" ]; then
+    swift build -c release --product signet >/dev/null
+    swift build -c release --product signet-load >/dev/null
+    BENCH_BIN_DIR=$(swift build -c release --show-bin-path)
+fi
+signet=$BENCH_BIN_DIR/signet
+load=$BENCH_BIN_DIR/signet-load
+
+# Bench-only peers (tests need postfix and opendkim too; rspamd only here).
+for p in postfix opendkim rspamd; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && continue
+    [ "$(id -u)" -eq 0 ] || { echo "bench-e2e: $p is missing (run as root to install it)" >&2; exit 1; }
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+done
+
+# Everything, Postfix's queue included, lives on tmpfs.
+dir=$(mktemp -d /dev/shm/signet-bench.XXXXXX)
+chmod 755 "$dir"
+pids=()
+postfix_dirs=()
+cleanup() {
+    for d in "${postfix_dirs[@]}"; do /usr/sbin/postfix -c "$d/conf" stop >/dev/null 2>&1 || true; done
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    sleep 0.5
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+wait_port() {
+    for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+    echo "nothing listens on $1" >&2
+    return 1
+}
+port=$((20000 + RANDOM % 5000))
+# Sets $1 to a new port (not in a subshell, so the counter moves on).
+next_port() { port=$((port + 1)); printf -v "$1" '%s' "$port"; }
+
+# Keys and their DNS records, for the sink's sampled verification (dkimpy).
+"$signet" keygen --algorithm rsa-sha256 --out "$dir/rsa.pem" >/dev/null
+"$signet" keygen --algorithm ed25519-sha256 --out "$dir/ed.pem" >/dev/null
+rsa_p=$(openssl pkey -in "$dir/rsa.pem" -pubout -outform DER | base64 -w0)
+ed_p=$(openssl pkey -in "$dir/ed.pem" -pubout -outform DER | tail -c 32 | base64 -w0)
+printf 'rsa._domainkey.example.com\tv=DKIM1; k=rsa; p=%s\ned._domainkey.example.com\tv=DKIM1; k=ed25519; p=%s\n' \
+    "$rsa_p" "$ed_p" >"$dir/keys.txt"
+chmod 644 "$dir"/*.pem
+
+# Process tree helpers: a pid and all its descendants; VmHWM (kB) and CPU ticks summed over them.
+tree() { local p; for p in "$@"; do echo "$p"; tree $(ps -o pid= --ppid "$p" 2>/dev/null); done; }
+peak_rss_kb() { local s=0 p v; for p in $(tree "$@"); do v=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || true); s=$((s + ${v:-0})); done; echo "$s"; }
+cpu_ticks() { local s=0 p v; for p in $(tree "$@"); do v=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true); s=$((s + ${v:-0})); done; echo "$s"; }
+
+# Runs the load against $1 with the sink on $2; $3: scenario name; $4: pids of the signing path ("" for none).
+measure() {
+    local target=$1 sink_port=$2 name=$3 path_pids=$4 verify=()
+    [ "$name" = a ] || verify=(--verify-every $((N / 20 > 0 ? N / 20 : 1)) --key-file "$dir/keys.txt")
+    "$load" sink --listen "127.0.0.1:$sink_port" --exit-after "$N" --timeout 600 --json "${verify[@]}" \
+        >"$out/e2e-$name-sink.json" 2>"$dir/sink-$name.log" &
+    local sink=$!
+    wait_port "$sink_port"
+    local cpu0=0
+    [ -n "$path_pids" ] && cpu0=$(cpu_ticks $path_pids)
+    local start end
+    start=$(date +%s.%N)
+    "$load" --server "127.0.0.1:$target" --count "$N" --connections "$C" --per-connection "$PER" --size "$SIZE" \
+        ${RATE:+--rate "$RATE"} --json >"$out/e2e-$name-load.json" || echo "($name: not every message was acknowledged)" >&2
+    # Postfix may still be delivering what it queued; give it two minutes, then the sink reports what it has.
+    for _ in $(seq 1200); do kill -0 "$sink" 2>/dev/null || break; sleep 0.1; done
+    kill "$sink" 2>/dev/null || true
+    wait "$sink" || echo "($name: the sink did not get every message or a sample failed to verify)" >&2
+    end=$(date +%s.%N)
+    local rss=0 cpu=0
+    if [ -n "$path_pids" ]; then
+        rss=$(peak_rss_kb $path_pids)
+        cpu=$(( $(cpu_ticks $path_pids) - cpu0 ))
+    fi
+    python3 - "$out/e2e-$name-load.json" "$out/e2e-$name-sink.json" "$start" "$end" "$rss" "$cpu" "$(getconf CLK_TCK)" "$name" \
+        >>"$dir/rows" <<'PY'
+import json, sys
+load = json.load(open(sys.argv[1])); sink = json.load(open(sys.argv[2]))
+start, end, rss, cpu, hz, name = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
+v = sink.get("verification") or {}
+print(json.dumps({"name": name, "rate": sink["accepted"] / (end - start), "acked": load["acknowledged"],
+    "received": sink["accepted"], "p50": load["latencyMilliseconds"]["p50"], "p99": load["latencyMilliseconds"]["p99"],
+    "rss_mib": rss / 1024, "cpu_us": cpu / hz / max(1, sink["accepted"]) * 1e6,
+    "verified": "%s/%s" % (v.get("passed", "-"), v.get("messages", "-"))}))
+PY
+}
+
+signet_run() {  # $1 relay port, $2 sink port, $3 selector, $4 key, $5 algorithm
+    "$signet" run --listen "127.0.0.1:$1" --next-hop "127.0.0.1:$2" --domain example.com --selector "$3" --key "$4" \
+        --algorithm "$5" --state-dir "$dir/state-$3" --metrics-listen "" --log-level warning >"$dir/signet-$3.log" 2>&1 &
+    echo $!
+}
+
+# A throwaway Postfix relaying everything to the sink, with the given milter; echoes its directory.
+postfix_instance() {  # $1 name, $2 smtpd port, $3 sink port, $4 milter socket
+    local d=$dir/postfix-$1
+    mkdir -p "$d/conf" "$d/queue" "$d/data"
+    chown postfix "$d/data"
+    cat >"$d/conf/main.cf" <<CF
+compatibility_level = 3.6
+config_directory = $d/conf
+queue_directory = $d/queue
+data_directory = $d/data
+maillog_file = $d/maillog
+maillog_file_prefixes = $d
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = relay.example.com
+mydestination =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+relayhost = [127.0.0.1]:$3
+smtpd_milters = unix:$4
+milter_default_action = tempfail
+local_header_rewrite_clients =
+default_destination_concurrency_limit = $C
+smtp_destination_concurrency_limit = $C
+default_process_limit = $((C * 2 + 10))
+biff = no
+CF
+    cat >"$d/conf/master.cf" <<CF
+127.0.0.1:$2 inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000 0 flush
+proxymap  unix  - - n - - proxymap
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+CF
+    postfix_dirs+=("$d")
+    /usr/sbin/postfix -c "$d/conf" start >/dev/null 2>&1 || { cat "$d/maillog" >&2; return 1; }
+    wait_port "$2"
+}
+master_pid() { tr -d ' \n' <"$1/queue/pid/master.pid"; }
+
+: >"$dir/rows"
+for s in $SCENARIOS; do
+    next_port sink_port
+    case $s in
+    a)
+        echo "== (a) signet-load → sink"
+        measure "$sink_port" "$sink_port" a ""
+        ;;
+    b | c)
+        next_port relay_port
+        if [ "$s" = b ]; then pid=$(signet_run "$relay_port" "$sink_port" rsa "$dir/rsa.pem" rsa-sha256); label=rsa-sha256
+        else pid=$(signet_run "$relay_port" "$sink_port" ed "$dir/ed.pem" ed25519-sha256); label=ed25519-sha256; fi
+        pids+=("$pid")
+        echo "== ($s) signet-load → signet run ($label) → sink"
+        wait_port "$relay_port" || { cat "$dir"/signet-*.log >&2; exit 1; }
+        measure "$relay_port" "$sink_port" "$s" "$pid"
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+        ;;
+    d)
+        echo "== (d) signet-load → Postfix + OpenDKIM (rsa-sha256) → sink"
+        next_port smtpd_port
+        # OpenDKIM drops to its own user before making the socket: a folder it owns.
+        mkdir -p "$dir/opendkim"
+        chown opendkim "$dir/opendkim"
+        sock=$dir/opendkim/opendkim.sock
+        cat >"$dir/opendkim.conf" <<CF
+Mode s
+Domain example.com
+Selector rsa
+KeyFile $dir/rsa.pem
+Canonicalization relaxed/relaxed
+SignatureAlgorithm rsa-sha256
+Socket local:$sock
+UMask 000
+RequireSafeKeys no
+Syslog no
+UserID opendkim
+PidFile $dir/opendkim/opendkim.pid
+CF
+        chown opendkim "$dir/rsa.pem"
+        opendkim -f -x "$dir/opendkim.conf" >"$dir/opendkim.log" 2>&1 &
+        milter=$!
+        pids+=("$milter")
+        for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+        postfix_instance d "$smtpd_port" "$sink_port" "$sock"
+        measure "$smtpd_port" "$sink_port" d "$(master_pid "$dir/postfix-d") $milter"
+        /usr/sbin/postfix -c "$dir/postfix-d/conf" stop >/dev/null 2>&1 || true
+        kill "$milter" 2>/dev/null || true
+        chown root "$dir/rsa.pem"
+        ;;
+    e)
+        echo "== (e) signet-load → Postfix + rspamd milter proxy (DKIM signing only, rsa-sha256) → sink"
+        next_port smtpd_port
+        if ! scripts/bench-rspamd.sh "$dir" "$dir/rsa.pem" >"$dir/rspamd-setup.log" 2>&1; then
+            echo "(e: rspamd could not be set up; see below)" >&2; cat "$dir/rspamd-setup.log" >&2; continue
+        fi
+        rspamd_pid=$(cat "$dir/rspamd/rspamd.pid")
+        postfix_instance e "$smtpd_port" "$sink_port" "$dir/rspamd/milter.sock"
+        measure "$smtpd_port" "$sink_port" e "$(master_pid "$dir/postfix-e") $rspamd_pid"
+        /usr/sbin/postfix -c "$dir/postfix-e/conf" stop >/dev/null 2>&1 || true
+        kill "$rspamd_pid" 2>/dev/null || true
+        ;;
+    esac
+done
+
+python3 - "$dir/rows" "$N" "$C" "$SIZE" <<'PY' | tee "$out/e2e-table.md"
+import json, sys
+rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
+n, c, size = sys.argv[2:5]
+labels = {"a": "(a) load → sink (plumbing ceiling)", "b": "(b) Signet rsa-sha256", "c": "(c) Signet ed25519-sha256",
+          "d": "(d) Postfix + OpenDKIM rsa-sha256", "e": "(e) Postfix + rspamd rsa-sha256"}
+base = rows.get("a")
+import os
+rate = os.environ.get("RATE")
+print(f"{n} messages of {size} bytes, {c} connections, pipelining" + (f", paced at {rate} messages/s" if rate else "") + "\n")
+print("| path | msg/s | acked / received | p50 ms | p99 ms | added p50 / p99 ms | peak RSS MiB | CPU µs/msg | verified | ×(a) | ×(d) | ×(e) |")
+print("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+for k in "abcde":
+    r = rows.get(k)
+    if not r: continue
+    added = f"{r['p50'] - base['p50']:.2f} / {r['p99'] - base['p99']:.2f}" if base and k != "a" else "–"
+    ratio = lambda o: f"{r['rate'] / rows[o]['rate']:.2f}" if o in rows and rows[o]["rate"] > 0 else "–"
+    rss = f"{r['rss_mib']:.1f}" if k != "a" else "–"
+    cpu = f"{r['cpu_us']:.0f}" if k != "a" else "–"
+    print(f"| {labels[k]} | {r['rate']:.0f} | {r['acked']} / {r['received']} | {r['p50']:.2f} | {r['p99']:.2f} | {added} | {rss} | {cpu} | {r['verified']} | {ratio('a')} | {ratio('d')} | {ratio('e')} |")
+PY
