@@ -28,7 +28,7 @@ release: deps ## release build of the signet executable
 	$(SWIFT) build -c release --product signet
 
 .PHONY: release-static
-release-static: deps ## release signet with the Swift runtime linked in: needs only libc, OpenSSL, jemalloc, libcrypt
+release-static: deps ## release signet with the Swift runtime linked in: needs only libc, libstdc++, OpenSSL, libcrypt
 	$(SWIFT) build -c release --static-swift-stdlib --product signet
 
 .PHONY: test
