@@ -78,19 +78,15 @@ extension RelayCommandLineTests {
             "/usr/bin/git", ["clone", "--quiet", "--depth", "1", "file://" + Tools.packageRoot.path, clone.path])
         try #require(cloned.status == 0, "git clone: \(cloned.stderr)")
         // Not this suite's switch: the clone's own tests, if ever run, must not recurse into another clone.
-        // setsid: make and the relay it starts form one process group, so stopping reaches the relay too.
+        // Process starts the child in a process group of its own: stopping the group reaches the relay make started.
         let make = try RelayEndToEndTests.Running(
-            "/usr/bin/setsid", ["/usr/bin/env", "-u", "SIGNET_FRESH_CLONE_TEST", "make", "run"],
+            "/usr/bin/env", ["-u", "SIGNET_FRESH_CLONE_TEST", "make", "run"],
             log: dir.appendingPathComponent("make-run.log"), directory: clone)
         defer {
             kill(-make.process.processIdentifier, SIGTERM)
             make.stop()
         }
-        do {
-            try RelayEndToEndTests.waitForPort(10025, seconds: 3600)
-        } catch {
-            throw ToolError("\(error); make run said:\n\(make.output.suffix(4000))")
-        }
+        try ReadmeSandbox.waitUntilListening(make, seconds: 3600)
         let block = try #require(
             try ReadmeBlocks.parse(try ReadmeBlocks.file("README.md")).first { $0.annotation == .relay })
         let output = try Tools.run(
@@ -241,12 +237,21 @@ final class ReadmeSandbox {
         #expect(recipe.hasSuffix("/signet run"), "make run no longer starts `signet run`: \(recipe)")
         let relay = try RelayEndToEndTests.Running(
             signet, ["run"], log: dir.appendingPathComponent("make-run.log"), environment: environment, directory: dir)
-        do {
-            try RelayEndToEndTests.waitForPort(10025)
-        } catch {
-            throw ToolError("\(error); signet said:\n\(relay.output)")
-        }
+        try Self.waitUntilListening(relay, seconds: 30)
         return relay
+    }
+
+    /// Until the relay's own log says it listens on 127.0.0.1:10025: a connect test alone could reach another
+    /// program on that port (other test runs on the machine) and pass too early.
+    static func waitUntilListening(_ relay: RelayEndToEndTests.Running, seconds: Double) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let output = relay.output
+            if output.contains("127.0.0.1:10025 [Relay] listening") { return }
+            guard relay.process.isRunning else { throw ToolError("exited before listening:\n\(output.suffix(4000))") }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw ToolError("not listening on 127.0.0.1:10025 after \(Int(seconds)) s:\n\(relay.output.suffix(4000))")
     }
 
     /// Every command but the last runs to completion; the last must start listening on `port`, then is stopped.
