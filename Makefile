@@ -8,14 +8,16 @@ ifeq ($(CI),true)
 WERROR := -Xswiftc -warnings-as-errors
 endif
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
+# `make DEPS=build ...` installs only the build packages (the Containerfile's build stage).
+DEPS ?= all
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: deps
 deps: ## install the Debian packages the build and tests need (when root)
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh $(DEPS)
 
 .PHONY: build
 build: deps ## debug build of every target
@@ -25,10 +27,20 @@ build: deps ## debug build of every target
 release: deps ## release build of the signet executable
 	$(SWIFT) build -c release --product signet
 
+.PHONY: release-static
+release-static: deps ## release signet with the Swift runtime linked in: needs only libc, libstdc++, OpenSSL, libcrypt
+	$(SWIFT) build -c release --static-swift-stdlib --product signet
+
 .PHONY: test
 test: deps ## build and run every test, the independent-verifier interop tests included
 	$(SWIFT) build --build-tests $(WERROR)
 	SIGNET_BIN="$(DEBUG_BIN)/signet" $(SWIFT) test --skip-build
+	scripts/k8s-check.sh "$(DEBUG_BIN)/signet"
+
+.PHONY: k8s-check
+k8s-check: deps ## validate k8s/ offline (pinned kubernetes-validate) and check-config the ConfigMap's configuration
+	$(SWIFT) build --product signet $(WERROR)
+	scripts/k8s-check.sh "$(DEBUG_BIN)/signet"
 
 .PHONY: run
 run: release ## start the relay's first-run default: 127.0.0.1:10025, development key, mail captured in signet-state/captured

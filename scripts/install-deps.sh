@@ -2,11 +2,14 @@
 # Installs the Debian packages that building and testing Signet need, and only those
 # that are missing, so a fresh Debian/Ubuntu machine passes `make test` with nothing
 # installed by hand. Runs `apt-get update` once, and only when something is missing.
+# `install-deps.sh build` installs only what building needs (the Containerfile's build stage).
 set -euo pipefail
 
 packages=(
     # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator, libxcrypt for AUTH's crypt(3)
     pkg-config libssl-dev libjemalloc-dev libcrypt-dev
+)
+[ "${1:-all}" = build ] || packages+=(
     # independent DKIM verifiers used by the interop tests
     python3 python3-dkim python3-nacl opendkim libmail-dkim-perl libnet-dns-perl
     # used by the tests and `make bench`
@@ -19,6 +22,8 @@ packages=(
     libnet-ssleay-perl libio-socket-ssl-perl
     # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests
     prometheus
+    # `make k8s-check`: a virtualenv for the pinned kubernetes-validate
+    python3-venv
 )
 
 missing=()

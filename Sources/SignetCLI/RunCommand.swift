@@ -22,7 +22,10 @@ struct RunCommand: AsyncParsableCommand {
             signs all mail from example.com (and its subdomains) and relays everything.
             With no configuration and no key at all, signet listens on 127.0.0.1:10025, makes a development
             key once in the state folder, and captures each message as an .eml file there (no next hop needed).
-            Every configuration key can also be set by environment variable (SIGNET_NEXT_HOP, ...).
+            Every configuration key can also be set by environment variable (SIGNET_NEXT_HOP, ...); the keys,
+            their defaults and their variables are in docs/configuration.md. Check a file first with
+            signet check-config FILE. SIGHUP reloads the configuration; SIGTERM drains (idle sessions get 421,
+            transactions in flight finish, at most timeouts.shutdown_grace seconds).
             """
     )
 
@@ -219,7 +222,12 @@ struct ReloadOnHangup: Service {
 struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
-        abstract: "Check a configuration file, the environment overrides and every key it names."
+        abstract: "Check a configuration file, the environment overrides and every key it names.",
+        discussion: """
+            Reads FILE, applies the SIGNET_* environment variables as signet run would, and loads every key,
+            certificate, CA file, password file and SRS secrets file it names. Prints "configuration OK: ..."
+            or every problem found, one per line. The keys are described in docs/configuration.md.
+            """
     )
 
     @Argument(help: "The YAML configuration file.")

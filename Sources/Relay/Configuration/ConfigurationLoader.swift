@@ -167,6 +167,27 @@ public enum ConfigurationLoader {
         return result
     }()
 
+    /// Every key path the schema accepts, nested ones written `signing.keys.NAME.domain` (NAME chosen by the user)
+    /// and `signing.table[].from` (one per list item). The reference in docs/configuration.md is checked against it.
+    static let keyPaths: [String] = {
+        var result: [String] = []
+        func walk(_ schema: Schema, _ path: String) {
+            switch schema {
+            case .scalar, .list: break
+            case .map(let keys):
+                for (key, inner) in keys {
+                    let full = path.isEmpty ? key : path + "." + key
+                    result.append(full)
+                    walk(inner, full)
+                }
+            case .dictionary(let inner): walk(inner, path + ".NAME")
+            case .listOf(let inner): walk(inner, path + "[]")
+            }
+        }
+        walk(.map(schema), "")
+        return result.sorted()
+    }()
+
     private static func setting(_ node: Node, _ path: ArraySlice<String>, to value: Node) -> Node {
         guard let key = path.first else { return value }
         var mapping = node.mapping ?? Node.Mapping([])
