@@ -127,7 +127,8 @@ struct RunCommand: AsyncParsableCommand {
         SignerAgentSupervisor.Launch(
             executable: "/proc/self/exe",
             keyFiles: configuration.signing.keys.mapValues(\.keyFile),
-            user: getuid() == 0 ? configuration.signing.agentUser : nil)
+            user: getuid() == 0 ? configuration.signing.agentUser : nil,
+            socketPath: configuration.signing.agentSocket)
     }
 
     /// The configuration in effect: file, then environment, then flags; a development key when nothing signs.

@@ -1,5 +1,6 @@
 import Foundation
 import Keys
+import Logging
 import NIOCore
 import NIOPosix
 import Testing
@@ -86,12 +87,38 @@ struct SignerAgentProtocolTests {
         try await group.shutdownGracefully()
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func supervisorConnectsToAListeningAgent() async throws {
+        let key = try PrivateKey.generateEd25519()
+        let server = SignerAgentServer(keys: ["ed": key], threadCount: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString.prefix(8)).sock").path
+        let listener = try await server.listen(path: path, group: group)
+        let supervisor = SignerAgentSupervisor(
+            group: group, timeout: .seconds(5), metrics: RelayMetrics(), logger: Logger(label: "test"))
+        try await supervisor.start(.init(executable: "/nonexistent", keyFiles: [:], user: nil, socketPath: path))
+        #expect(supervisor.isConnected)
+        #expect(supervisor.agentPID == nil)
+        #expect(supervisor.keys.map(\.id) == ["ed"])
+        let digest = [UInt8](repeating: 1, count: 32)
+        let signature = try await supervisor.sign(keyID: "ed", algorithm: .ed25519, digest: digest)
+        #expect(key.publicKey.isValidSignature(signature, forSHA256Digest: digest))
+        try await listener.close()
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     @Test func backendIsConfigurable() throws {
         let configuration = try ConfigurationLoader.load(
             yaml: "signing: {backend: agent, agent_user: signet, agent_timeout: 3}")
         #expect(configuration.signing.backend == .agent)
         #expect(configuration.signing.agentUser == "signet")
         #expect(configuration.signing.agentTimeout == 3)
+        #expect(configuration.signing.agentSocket == nil)
+        #expect(
+            try ConfigurationLoader.load(yaml: "signing: {agent_socket: /run/signet/signer.sock}").signing.agentSocket
+                == "/run/signet/signer.sock")
         #expect(try ConfigurationLoader.load(yaml: nil).signing.backend == .inProcess)
         #expect(
             try ConfigurationLoader.load(yaml: nil, environment: ["SIGNET_SIGNING_BACKEND": "agent"]).signing.backend

@@ -13,15 +13,19 @@ import ServiceLifecycle
 /// fail too: the relay answers 451 4.3.0 and the client retries. A ServiceLifecycle service: list it before the
 /// relay server so that it stops after the server has drained.
 public final class SignerAgentSupervisor: Service, Sendable {
-    /// How to start an agent.
+    /// How to start an agent, or where to find one.
     public struct Launch: Sendable, Equatable {
+        /// An agent that runs on its own (`signet signer --listen`, e.g. a container sharing a volume): the relay
+        /// connects to this Unix socket instead of starting a child, and reconnects when it closes.
+        public var socketPath: String?
         /// The `signet` executable (`/proc/self/exe` for the running one).
         public var executable: String
         /// Key name → PEM file; the names are what the relay asks for.
         public var keyFiles: [String: String]
         /// The account the agent switches to after reading the keys when started as root; nil stays.
         public var user: String?
-        public init(executable: String, keyFiles: [String: String], user: String?) {
+        public init(executable: String, keyFiles: [String: String], user: String?, socketPath: String? = nil) {
+            self.socketPath = socketPath
             self.executable = executable
             self.keyFiles = keyFiles
             self.user = user
@@ -37,14 +41,15 @@ public final class SignerAgentSupervisor: Service, Sendable {
 
     /// One running agent: its process and the relay's end of its socket.
     public final class Agent: Sendable {
-        let pid: pid_t
+        /// The child's process id; nil for an agent the relay did not start.
+        let pid: pid_t?
         let connection: SignerAgentConnection
         let launch: Launch
         /// What the agent reported it holds.
         public let keys: [SignerAgentProtocol.KeyDescription]
         let started: ContinuousClock.Instant
 
-        init(pid: pid_t, connection: SignerAgentConnection, launch: Launch, keys: [SignerAgentProtocol.KeyDescription]) {
+        init(pid: pid_t?, connection: SignerAgentConnection, launch: Launch, keys: [SignerAgentProtocol.KeyDescription]) {
             self.pid = pid
             self.connection = connection
             self.launch = launch
@@ -75,8 +80,11 @@ public final class SignerAgentSupervisor: Service, Sendable {
     /// The keys of the agent in service (empty before `start`).
     public var keys: [SignerAgentProtocol.KeyDescription] { state.withLockedValue { $0.current?.keys ?? [] } }
 
+    /// Whether an agent is in service and connected.
+    public var isConnected: Bool { state.withLockedValue { $0.current?.connection.isActive ?? false } }
+
     /// The process id of the agent in service (for tests and logs).
-    public var agentPID: Int32? { state.withLockedValue { $0.current.map { Int32($0.pid) } } }
+    public var agentPID: Int32? { state.withLockedValue { $0.current?.pid.map { Int32($0) } } }
 
     /// Starts the first agent; throws (with the agent's reason, naming the key) when it cannot start.
     public func start(_ launch: Launch) async throws {
@@ -87,6 +95,17 @@ public final class SignerAgentSupervisor: Service, Sendable {
     /// Starts an agent for `launch` without putting it in service: a reload first builds its signing table from
     /// the new agent's keys, then `activate`s it, or `discard`s it when the table is refused.
     public func prepare(_ launch: Launch) async throws -> Agent {
+        if let path = launch.socketPath {
+            let connection = try await SignerAgentConnection.connect(path: path, group: group)
+            do {
+                let keys = try await connection.keys(timeout: timeout)
+                logger.info("connected to the signer agent", metadata: ["socket": "\(path)", "keys": "\(keys.map(\.id))"])
+                return Agent(pid: nil, connection: connection, launch: launch, keys: keys)
+            } catch {
+                connection.close()
+                throw error
+            }
+        }
         let (pid, socket) = try Self.spawn(launch)
         let connection: SignerAgentConnection
         do {
@@ -152,7 +171,9 @@ public final class SignerAgentSupervisor: Service, Sendable {
             if replaced { continue }
             metrics.signerAgentRestarted()
             if agent.started.duration(to: .now) > .seconds(60) { backoff = .milliseconds(100) }
-            logger.error("signer agent died; restarting", metadata: ["pid": "\(agent.pid)", "backoff": "\(backoff)"])
+            logger.error(
+                "signer agent died or disconnected; restarting",
+                metadata: ["pid": "\(agent.pid.map { "\($0)" } ?? "external")", "backoff": "\(backoff)"])
             while !state.withLockedValue({ $0.stopping }) {
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))

@@ -138,6 +138,7 @@ public enum ConfigurationLoader {
             "table": .listOf(.map(["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])),
             "canonicalization": .scalar, "headers": .list, "oversign": .scalar, "timestamp": .scalar,
             "expiration": .scalar, "backend": .scalar, "agent_user": .scalar, "agent_timeout": .scalar,
+            "agent_socket": .scalar,
         ]),
         "srs": .map([
             "mode": .scalar, "domain": .scalar, "secrets": .list, "secrets_file": .scalar, "local_domains": .list,
@@ -322,6 +323,9 @@ public enum ConfigurationLoader {
             }
             if let user = node["agent_user"].flatMap({ string($0, "signing.agent_user") }) { signing.agentUser = user }
             int(node["agent_timeout"], "signing.agent_timeout", &signing.agentTimeout)
+            if let path = node["agent_socket"].flatMap({ string($0, "signing.agent_socket") }), !path.isEmpty {
+                signing.agentSocket = path
+            }
             if signing.agentTimeout < 1 { problems.append("signing.agent_timeout: at least 1 second") }
             if let keysNode = node["keys"] {
                 if let mapping = keysNode.mapping {

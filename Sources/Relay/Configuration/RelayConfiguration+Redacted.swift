@@ -43,6 +43,7 @@ extension RelayConfiguration {
                 "headers": signing.headers, "oversign": signing.oversign, "timestamp": signing.timestamp,
                 "expiration": signing.expiration, "backend": signing.backend.rawValue,
                 "agent_user": signing.agentUser, "agent_timeout": signing.agentTimeout,
+                "agent_socket": signing.agentSocket ?? "",
             ] as [String: Any],
         ]
         guard

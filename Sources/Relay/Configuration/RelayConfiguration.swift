@@ -162,6 +162,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var agentUser = "nobody"
         /// `agent`: seconds a signature may take before the message is answered 451.
         public var agentTimeout = 10
+        /// `agent`: connect to an agent already listening on this Unix socket (`signet signer --listen`, its own
+        /// container) instead of starting one; nil starts the child.
+        public var agentSocket: String?
         public init() {}
     }
 

@@ -21,9 +21,11 @@ public final class SignerPool: Sendable {
         threads.start()
     }
 
-    /// Runs a no-op on the pool: it answers when a thread is free (readiness).
+    /// Runs a no-op on the pool: it answers when a thread is free (readiness). With an agent, also fails while
+    /// the agent is down or restarting, so /readyz turns traffic away from a relay that could only answer 451.
     func ping() async throws {
         try await threads.runIfActive {}
+        if let agent, !agent.isConnected { throw SignerAgentError(description: "the signer agent is not connected") }
     }
 
     /// Stops the threads after the operations in flight.
