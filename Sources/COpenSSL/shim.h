@@ -38,8 +38,6 @@ static inline void signet_OPENSSL_secure_clear_free(void *p, size_t n) { OPENSSL
 // prctl is variadic, which Swift cannot call; key hardening needs these two options only.
 static inline int signet_prctl_set_dumpable(int dumpable) { return prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); }
 static inline int signet_prctl_get_dumpable(void) { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }
-// The signer agent exits with its relay rather than outliving it.
-static inline int signet_prctl_set_pdeathsig(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
 #endif
 
 #endif

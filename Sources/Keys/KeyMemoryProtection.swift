@@ -59,13 +59,6 @@ public enum KeyMemoryProtection {
         #endif
     }
 
-    /// The process gets `signal` when its parent dies (the signer agent follows its relay).
-    public static func exitWithParent(signal: Int32) {
-        #if os(Linux)
-            _ = signet_prctl_set_pdeathsig(signal)
-        #endif
-    }
-
     /// Whether `pointer` lies in OpenSSL's secure heap (for tests).
     static func isSecure(_ pointer: UnsafeRawPointer) -> Bool {
         CRYPTO_secure_allocated(pointer) == 1

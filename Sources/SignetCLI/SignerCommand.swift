@@ -59,9 +59,10 @@ public struct SignerCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        // Started by a relay: go when it goes, even if it is killed without closing our socket.
+        // Started by a relay: it goes when the relay goes, as the kernel closes the relay's end of the socket
+        // however the relay dies. (Not PR_SET_PDEATHSIG: that fires when the spawning *thread* exits, and the
+        // relay's pool threads come and go.)
         if socketFd != nil {
-            KeyMemoryProtection.exitWithParent(signal: SIGTERM)
             // Ctrl-C and SIGHUP are for the relay, which stops or reloads its agent itself (end of the socket).
             signal(SIGINT, SIG_IGN)
             signal(SIGHUP, SIG_IGN)

@@ -21,6 +21,8 @@ struct SignerAgentTests {
         var port: Int
         var metricsPort: Int
 
+        var configFile: URL
+
         init(_ name: String) throws {
             setup = try RelayHarness.Setup(name)
             let started = try E2E.startSink(setup.dir)
@@ -44,6 +46,7 @@ struct SignerAgentTests {
                 """
             let file = setup.dir.appendingPathComponent("signet.yaml")
             try yaml.write(to: file, atomically: true, encoding: .utf8)
+            configFile = file
             relay = try E2E.Running(
                 try Tools.signet, ["run", "--config", file.path], log: setup.dir.appendingPathComponent("signet.log"))
             try E2E.waitForPort(port)
@@ -203,7 +206,7 @@ struct SignerAgentTests {
                 let run = try Tools.run(
                     "/usr/bin/env", ["-u", "SIGNET_BIN", signet, "run", "--config", file.path], timeout: 30)
                 #expect(run.status != 0, "\(backend) started with \(key)")
-                #expect(run.stderr.contains("signing.keys.main") && run.stderr.contains(reason), "\(backend): \(run.stderr)")
+                #expect(run.stderr.contains("signing.keys.main") && run.stderr.contains(reason), "\(backend) \(key): \(run.stderr)")
             }
         }
     }
@@ -238,6 +241,45 @@ struct SignerAgentTests {
             let uidLine = status.split(separator: "\n").first { $0.hasPrefix("Uid:") } ?? ""
             #expect(!uidLine.split(separator: "\t").dropFirst().contains("0"), "agent thread \(task): \(uidLine)")
         }
+    }
+
+    /// SIGHUP with a key the agent refuses keeps the running agent and table; a good new key set starts a new
+    /// agent, and mail is signed with the new selector.
+    @Test(.timeLimit(.minutes(2)))
+    func reloadSwapsAgentsOnlyForGoodKeys() throws {
+        let relay = try Relay("agent-reload")
+        defer { relay.stop() }
+        let firstAgent = try #require(relay.agentPID())
+        let original = try String(contentsOf: relay.configFile, encoding: .utf8)
+        func send(_ token: String) throws -> Int {
+            let client = try RelayHarness.greetedClient(relay.port)
+            defer { client.close() }
+            return try RelayHarness.sendWithData(client, Mail.message(token: token, body: "Reload \(token).\r\n")).code
+        }
+        let open = relay.setup.dir.appendingPathComponent("open.pem").path
+        try FileManager.default.copyItem(atPath: relay.setup.keys.ed, toPath: open)
+        #expect(chmod(open, 0o644) == 0)
+        try original.replacingOccurrences(of: relay.setup.keys.ed, with: open)
+            .write(to: relay.configFile, atomically: true, encoding: .utf8)
+        kill(relay.relay.process.processIdentifier, SIGHUP)
+        #expect(RelayHarness.wait(seconds: 20) { relay.relay.output.contains("reload refused") }, "\(relay.relay.output)")
+        #expect(relay.relay.output.contains("signing.keys.ed") && relay.relay.output.contains("readable by everyone"))
+        #expect(relay.agentPID() == firstAgent)
+        #expect(try send("refused") == 250)
+
+        // A good reload: the rsa key alone, under a new selector.
+        try original.replacingOccurrences(of: "selector: rsa,", with: "selector: rsa2,")
+            .replacingOccurrences(of: "keys: [rsa, ed]", with: "keys: [rsa]")
+            .write(to: relay.configFile, atomically: true, encoding: .utf8)
+        kill(relay.relay.process.processIdentifier, SIGHUP)
+        #expect(RelayHarness.wait(seconds: 20) { relay.relay.output.contains("configuration reloaded") }, "\(relay.relay.output)")
+        #expect(RelayHarness.wait(seconds: 20) { relay.agentPID().map { $0 != firstAgent } ?? false })
+        #expect(try send("reloaded") == 250)
+        let arrived = try RelayHarness.sinkMessages(relay.dumps)
+        let last = try #require(arrived.first { RelayHarness.token(of: $0) == "reloaded" })
+        let signatures = Mail.splitSignatures(last).signatures
+        #expect(signatures.count == 1 && signatures.first?.contains("s=rsa2") == true, "\(signatures)")
+        #expect(relay.metric("signet_signer_agent_restarts_total") == 0, "a reload is not a restart")
     }
 
     @Test(.timeLimit(.minutes(4)))

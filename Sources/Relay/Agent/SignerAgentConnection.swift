@@ -142,7 +142,8 @@ final class SignerAgentResponseHandler: ChannelInboundHandler {
                 let response = try SignerAgentProtocol.decodeResponse(frame)
                 if response.id == 0 {
                     failAll("the signer agent could not start: \(String(decoding: response.body, as: UTF8.self))")
-                    continue
+                    context.close(promise: nil)
+                    return
                 }
                 // An answer after its timeout finds nothing here and is dropped.
                 guard let entry = pending.removeValue(forKey: response.id) else { continue }

@@ -52,6 +52,13 @@ public final class SignerAgentServer: Sendable {
             SignerAgentProtocol.Response(id: 0, ok: false, body: Array(reason.utf8.prefix(4000))), into: &buffer)
         let bytes = Array(buffer.readableBytesView)
         _ = bytes.withUnsafeBytes { raw in systemWrite(descriptor, raw.baseAddress, raw.count) }
+        // Read what the relay sent until it hangs up (at most 2 s): closing with its request unread would reset
+        // the connection, and the relay could lose the reason before reading it.
+        _ = systemShutdown(descriptor, Int32(SHUT_WR))
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while scratch.withUnsafeMutableBytes({ read(descriptor, $0.baseAddress, $0.count) }) > 0 {}
     }
 
     /// Stops the signing threads.
@@ -125,10 +132,13 @@ private final class SignerAgentRequestHandler: ChannelInboundHandler {
 #if canImport(Glibc)
     import Glibc
     private let systemWrite = Glibc.write
+    private let systemShutdown = Glibc.shutdown
 #elseif canImport(Musl)
     import Musl
     private let systemWrite = Musl.write
+    private let systemShutdown = Musl.shutdown
 #elseif canImport(Darwin)
     import Darwin
     private let systemWrite = Darwin.write
+    private let systemShutdown = Darwin.shutdown
 #endif
