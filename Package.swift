@@ -199,3 +199,19 @@ if Context.environment["SIGNET_BENCHMARKS"] != nil {
         )
     )
 }
+
+// Signatures per second through each signing backend (a plain executable: throughput over threads and a child
+// process, not one call's latency). With SIGNET_BENCHMARKS, or alone with SIGNET_SIGNER_BENCHMARK, which needs
+// no package-benchmark.
+if Context.environment["SIGNET_BENCHMARKS"] != nil || Context.environment["SIGNET_SIGNER_BENCHMARK"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "SignerBenchmarks",
+            dependencies: [
+                "Keys", "Relay", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/SignerBenchmarks"
+        )
+    )
+}

@@ -23,6 +23,13 @@ echo "== openssl speed -hmac sha1 (SRS hashes), $seconds s per block size"
 openssl speed -seconds "$seconds" -hmac sha1 2>/dev/null | grep -E '^(type|hmac)' | tee "$out/openssl-speed-hmac-sha1.txt"
 SIGNET_BENCHMARKS=1 swift package --scratch-path .build-bench --disable-sandbox benchmark \
     --target SRSBenchmarks --format markdown --no-progress ${BENCH_ARGS:-} | tee "$out/SRSBenchmarks.md"
+echo "== signing backends: signatures/s in-process vs signer agent, next to openssl speed -multi 2 above"
+SIGNET_BENCHMARKS=1 swift build -c release --scratch-path .build-bench --product signet >/dev/null
+SIGNET_BENCHMARKS=1 swift build -c release --scratch-path .build-bench --product SignerBenchmarks >/dev/null
+for algorithm in rsa ed25519; do
+    .build-bench/release/SignerBenchmarks .build-bench/release/signet "$seconds" "$algorithm"
+done | tee "$out/SignerBenchmarks.txt"
+
 if [ "${BENCH_E2E:-1}" != 0 ]; then
     echo "== end to end: signet-load → (Signet | Postfix + OpenDKIM | Postfix + rspamd) → signet-load sink"
     scripts/bench-e2e.sh

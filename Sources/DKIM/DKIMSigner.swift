@@ -7,7 +7,12 @@ import NIOCore
 public struct DKIMSigner: Sendable {
     public let domain: String
     public let selector: String
-    public let key: PrivateKey
+    /// The private key, when this process holds it; nil when it lives in a signer agent (`keyReference`).
+    public let key: PrivateKey?
+    /// The public half, to check signatures made elsewhere before they leave.
+    public let publicKey: PublicKey
+    /// The name a signer agent knows the private key by; nil for a key in this process.
+    public let keyReference: String?
     public let algorithm: DKIMAlgorithm
     public let options: DKIMSignerOptions
 
@@ -20,6 +25,30 @@ public struct DKIMSigner: Sendable {
         algorithm: DKIMAlgorithm? = nil,
         options: DKIMSignerOptions = DKIMSignerOptions()
     ) throws {
+        try self.init(
+            domain: domain, selector: selector, key: key, publicKey: key.publicKey, keyReference: nil,
+            algorithm: algorithm, options: options)
+    }
+
+    /// A signer whose private key lives elsewhere (a signer agent): it prepares signatures, and whoever holds the
+    /// key named `keyReference` completes them.
+    public init(
+        domain: String,
+        selector: String,
+        publicKey: PublicKey,
+        keyReference: String,
+        algorithm: DKIMAlgorithm? = nil,
+        options: DKIMSignerOptions = DKIMSignerOptions()
+    ) throws {
+        try self.init(
+            domain: domain, selector: selector, key: nil, publicKey: publicKey, keyReference: keyReference,
+            algorithm: algorithm, options: options)
+    }
+
+    private init(
+        domain: String, selector: String, key: PrivateKey?, publicKey: PublicKey, keyReference: String?,
+        algorithm: DKIMAlgorithm?, options: DKIMSignerOptions
+    ) throws {
         guard let asciiDomain = DomainName.asciiLowercased(domain), asciiDomain.contains(".") || asciiDomain == "localhost"
         else {
             throw DKIMError(.invalidDomain, "'\(domain)' is not a valid signing domain (d=)")
@@ -30,12 +59,12 @@ public struct DKIMSigner: Sendable {
                 "'\(selector)' is not a valid selector (s=): use letters, digits, '-' and '.'-separated labels"
             )
         }
-        let resolved = algorithm ?? DKIMAlgorithm(keyAlgorithm: key.algorithm)
-        guard resolved.keyAlgorithm == key.algorithm else {
+        let resolved = algorithm ?? DKIMAlgorithm(keyAlgorithm: publicKey.algorithm)
+        guard resolved.keyAlgorithm == publicKey.algorithm else {
             throw DKIMError(
                 .algorithmKeyMismatch,
                 "algorithm \(resolved.rawValue) needs a \(resolved.keyAlgorithm.rawValue) key, "
-                    + "but the key is \(key.algorithm.rawValue)"
+                    + "but the key is \(publicKey.algorithm.rawValue)"
             )
         }
         if let identity = options.identity {
@@ -52,6 +81,8 @@ public struct DKIMSigner: Sendable {
         self.domain = asciiDomain
         self.selector = selector.lowercased()
         self.key = key
+        self.publicKey = publicKey
+        self.keyReference = keyReference
         self.algorithm = resolved
         self.options = options
     }
@@ -112,6 +143,9 @@ public struct DKIMSigner: Sendable {
     /// Prepares and signs in one step, on the calling thread.
     public func sign(header: MessageHeader, bodyHash: BodyHasher.Result, now: Int) throws -> String {
         let prepared = prepare(header: header, bodyHash: bodyHash, now: now)
+        guard let key else {
+            throw DKIMError(.signingFailed, "the key for d=\(domain) s=\(selector) is held by a signer agent")
+        }
         let signature: [UInt8]
         do {
             signature = try key.signature(forSHA256Digest: prepared.digest)

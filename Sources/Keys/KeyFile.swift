@@ -16,11 +16,14 @@ enum KeyFile {
     /// Interrupted reads are retried, but not forever.
     private static let maximumInterruptions = 100
 
-    /// The whole file. Throws `unreadableKeyFile` naming the path and the system's error text.
-    static func contents(of path: String) throws -> SecureBuffer {
+    /// The whole file. Throws `unreadableKeyFile` naming the path and the system's error text; with
+    /// `requirePrivate`, `insecureKeyFile` for a file others may read or change (checked on the open descriptor,
+    /// so the file cannot be swapped between check and read).
+    static func contents(of path: String, requirePrivate: Bool = false) throws -> SecureBuffer {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw unreadable(path, errno) }
         defer { close(fd) }
+        if requirePrivate { try checkPrivate(fd, path) }
 
         let buffer = SecureBuffer(capacity: initialCapacity)
         var interruptions = 0
@@ -46,6 +49,28 @@ enum KeyFile {
                 throw unreadable(path, error)
             }
             buffer.didAppend(n)
+        }
+    }
+
+    /// Refuses what is not a regular file, or is readable by everyone, or writable by group or everyone: a key
+    /// others can read is no longer secret, one others can change is no longer ours.
+    private static func checkPrivate(_ fd: Int32, _ path: String) throws {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw unreadable(path, errno) }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw KeysError(.insecureKeyFile, "key file \(path) is not a regular file")
+        }
+        let mode = info.st_mode & 0o7777
+        var problems: [String] = []
+        if mode & 0o004 != 0 { problems.append("readable by everyone") }
+        if mode & 0o002 != 0 { problems.append("writable by everyone") }
+        if mode & 0o020 != 0 { problems.append("writable by its group") }
+        guard problems.isEmpty else {
+            throw KeysError(
+                .insecureKeyFile,
+                "key file \(path) is \(problems.joined(separator: " and ")) (mode \(String(mode, radix: 8))); "
+                    + "make it private: chmod 600 \(path)"
+            )
         }
     }
 

@@ -8,6 +8,8 @@ public struct KeysError: Error, Hashable, CustomStringConvertible {
 
         /// The key file could not be opened or read (the reason names the path and the system's error).
         public static let unreadableKeyFile = Code("unreadableKeyFile")
+        /// The key file is not a regular file, or others may read or change it.
+        public static let insecureKeyFile = Code("insecureKeyFile")
         /// The bytes are not an unencrypted PEM private key OpenSSL can decode.
         public static let malformedKey = Code("malformedKey")
         /// A key of a type DKIM cannot sign with (EC, DSA, RSA-PSS ...).

@@ -48,8 +48,10 @@ public struct PrivateKey: Sendable {
     }
 
     /// Reads and parses a PEM key file, then zeroes its copy of the file's bytes. Errors name the path.
-    public init(contentsOfFile path: String) throws {
-        let contents = try KeyFile.contents(of: path)
+    /// `requirePrivatePermissions` (the relay and the signer agent) refuses a file that is world-readable or
+    /// group- or world-writable.
+    public init(contentsOfFile path: String, requirePrivatePermissions: Bool = false) throws {
+        let contents = try KeyFile.contents(of: path, requirePrivate: requirePrivatePermissions)
         do {
             let pkey = try Self.decodePEM(contents.bytes)
             try self.init(takingOwnershipOf: pkey)

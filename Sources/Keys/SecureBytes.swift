@@ -9,7 +9,8 @@ enum SecureMemory {
     }
 }
 
-/// A heap buffer for secret bytes that is zeroed before it is freed, however the scope that owns it ends.
+/// A heap buffer for secret bytes that is zeroed before it is freed, however the scope that owns it ends. It comes
+/// from OpenSSL's secure heap (locked, left out of core dumps) once `KeyMemoryProtection.enable()` ran.
 /// Not Sendable: each one is used by one call and never escapes it.
 final class SecureBuffer {
     private(set) var storage: UnsafeMutableRawBufferPointer
@@ -17,12 +18,25 @@ final class SecureBuffer {
     private(set) var count = 0
 
     init(capacity: Int) {
-        storage = .allocate(byteCount: max(capacity, 1), alignment: 1)
+        storage = Self.allocate(max(capacity, 1))
     }
 
     deinit {
-        SecureMemory.zero(storage)
-        storage.deallocate()
+        Self.release(storage)
+    }
+
+    private static func allocate(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        // The secure heap can be full; ordinary memory (still zeroed on release) is better than failing to load.
+        // Both come back through OPENSSL_secure_clear_free, which hands non-secure pointers to CRYPTO_free (free).
+        guard let base = signet_OPENSSL_secure_malloc(count) ?? CRYPTO_malloc(count, #fileID, #line) else {
+            fatalError("out of memory allocating \(count) bytes for key material")
+        }
+        return UnsafeMutableRawBufferPointer(start: base, count: count)
+    }
+
+    private static func release(_ buffer: UnsafeMutableRawBufferPointer) {
+        // OPENSSL_secure_clear_free zeroes, and frees from whichever heap the pointer belongs to.
+        signet_OPENSSL_secure_clear_free(buffer.baseAddress, buffer.count)
     }
 
     /// The bytes in use.
@@ -39,12 +53,11 @@ final class SecureBuffer {
     /// Moves to a larger buffer, zeroing the old one.
     func grow(to capacity: Int) {
         guard capacity > storage.count else { return }
-        let larger = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
+        let larger = Self.allocate(capacity)
         if count > 0, let base = larger.baseAddress, let old = storage.baseAddress {
             base.copyMemory(from: old, byteCount: count)
         }
-        SecureMemory.zero(storage)
-        storage.deallocate()
+        Self.release(storage)
         storage = larger
     }
 }

@@ -64,16 +64,31 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try ObservabilityWiring.logger(format: logFormat, level: logLevel)
+        // Before any key is read: locked secure heap for key material, no core dumps, no same-user ptrace.
+        let protection = KeyMemoryProtection.enable()
+        logger.info("key memory protection: \(protection)")
         var configuration = try Self.resolve(
             file: config, listen: listen, nextHop: nextHop, domain: domain, selectors: selector, keys: key,
             algorithms: algorithm, stateDirectory: stateDir, logger: logger)
         try ObservabilityWiring.apply(metricsListen: metricsListen, to: &configuration)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let registry = ObservabilityWiring.makeRegistry()
+        let metrics = ObservabilityWiring.relayMetrics(registry, for: configuration)
+        var agent: SignerAgentSupervisor?
+        if configuration.signing.backend == .agent {
+            let supervisor = SignerAgentSupervisor(
+                group: group, timeout: .seconds(configuration.signing.agentTimeout), metrics: metrics, logger: logger)
+            do {
+                try await supervisor.start(Self.agentLaunch(configuration))
+            } catch {
+                throw CLIError("cannot start: \(error)")
+            }
+            agent = supervisor
+        }
         let server: RelayServer
         do {
-            let metrics = ObservabilityWiring.relayMetrics(registry, for: configuration)
-            server = try RelayServer(configuration: configuration, group: group, logger: logger, metrics: metrics)
+            server = try RelayServer(
+                configuration: configuration, group: group, logger: logger, metrics: metrics, signerAgent: agent)
         } catch {
             throw CLIError("cannot start: \(error)")
         }
@@ -82,7 +97,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let arguments = self
         let reloadLogger = logger
-        let reloader = ReloadOnHangup(server: server, logger: logger) {
+        let reloader = ReloadOnHangup(server: server, agent: agent, logger: logger) {
             var reloaded = try Self.resolve(
                 file: arguments.config, listen: arguments.listen, nextHop: arguments.nextHop, domain: arguments.domain,
                 selectors: arguments.selector, keys: arguments.key, algorithms: arguments.algorithm,
@@ -90,9 +105,9 @@ struct RunCommand: AsyncParsableCommand {
             try ObservabilityWiring.apply(metricsListen: arguments.metricsListen, to: &reloaded)
             return reloaded
         }
-        var running: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: server), .init(service: reloader),
-        ]
+        // The agent first: ServiceGroup stops services in reverse order, so it outlives the server's drain.
+        var running: [ServiceGroupConfiguration.ServiceConfiguration] = agent.map { [.init(service: $0)] } ?? []
+        running += [.init(service: server), .init(service: reloader)]
         if let observability = ObservabilityWiring.server(
             for: server, registry: registry, group: group, eventLoops: System.coreCount, logger: logger)
         {
@@ -107,6 +122,16 @@ struct RunCommand: AsyncParsableCommand {
         )
         try await services.run()
         try await group.shutdownGracefully()
+    }
+
+    /// How `signet run` starts its signer agent for `configuration`: this executable, the key files by name, and
+    /// the configured user when running as root.
+    static func agentLaunch(_ configuration: RelayConfiguration) -> SignerAgentSupervisor.Launch {
+        SignerAgentSupervisor.Launch(
+            executable: "/proc/self/exe",
+            keyFiles: configuration.signing.keys.mapValues(\.keyFile),
+            user: getuid() == 0 ? configuration.signing.agentUser : nil,
+            socketPath: configuration.signing.agentSocket)
     }
 
     /// The configuration in effect: file, then environment, then flags; a development key when nothing signs.
@@ -196,6 +221,9 @@ struct RunCommand: AsyncParsableCommand {
 /// stays.
 struct ReloadOnHangup: Service {
     let server: RelayServer
+    /// With the agent backend: a new agent is started for the new key set and put in service only if the new
+    /// table is accepted; otherwise it is stopped and the running agent stays.
+    let agent: SignerAgentSupervisor?
     let logger: Logger
     let load: @Sendable () throws -> RelayConfiguration
 
@@ -204,7 +232,21 @@ struct ReloadOnHangup: Service {
         for await _ in hangups.cancelOnGracefulShutdown() {
             do {
                 let configuration = try load()
-                try server.reload(configuration)
+                guard (configuration.signing.backend == .agent) == (agent != nil) else {
+                    throw CLIError("signing.backend changes only on restart")
+                }
+                if let agent {
+                    let fresh = try await agent.prepare(RunCommand.agentLaunch(configuration))
+                    do {
+                        try server.reload(configuration, agentKeys: fresh.keys)
+                    } catch {
+                        agent.discard(fresh)
+                        throw error
+                    }
+                    agent.activate(fresh)
+                } else {
+                    try server.reload(configuration)
+                }
                 logger.notice(
                     "configuration reloaded",
                     metadata: [

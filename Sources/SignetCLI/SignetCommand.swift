@@ -9,6 +9,7 @@ public struct SignetCommand: AsyncParsableCommand {
             The relay:
               signet run           accept SMTP, sign, relay to the next hop (see signet run --help)
               signet check-config  validate a configuration file and its keys
+              signet signer        the signer agent that holds the keys (started by run with signing.backend: agent)
             Offline tools:
               signet keygen      make a signing key and print its DNS record
               signet dns-record  print the DNS record of an existing key
@@ -17,7 +18,7 @@ public struct SignetCommand: AsyncParsableCommand {
               signet srs         SRS forward/reverse of envelope senders, and a Postfix look-up service
             See README.md for a walk-through.
             """,
-        subcommands: [RunCommand.self, CheckConfigCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self, SRSCommand.self]
+        subcommands: [RunCommand.self, CheckConfigCommand.self, SignerCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self, SRSCommand.self]
     )
 
     public init() {}

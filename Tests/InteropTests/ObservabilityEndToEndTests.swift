@@ -63,7 +63,8 @@ struct ObservabilityEndToEndTests {
     static func startSink(_ dir: URL, port: Int, _ flags: [String]) throws -> E2E.Running {
         let dumps = dir.appendingPathComponent("dumps-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dumps, withIntermediateDirectories: true)
-        _ = try Tools.run("/bin/chmod", ["-R", "a+rwx", dir.path])
+        // smtp-sink runs as nobody: it needs the folders, not the key files, which must stay private (0600).
+        _ = try Tools.run("/bin/chmod", ["a+rwx", dir.path, dumps.path])
         let sink = try E2E.Running(
             "/usr/sbin/smtp-sink",
             ["-u", "nobody", "-d", dumps.path + "/%H%M%S."] + flags + ["127.0.0.1:\(port)", "64"],

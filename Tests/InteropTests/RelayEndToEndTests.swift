@@ -119,7 +119,8 @@ struct RelayEndToEndTests {
     static func startSink(_ dir: URL, _ flags: [String] = [], port: Int? = nil, backlog: Int = 64) throws -> (Running, Int, URL) {
         let dumps = dir.appendingPathComponent("dumps")
         try FileManager.default.createDirectory(at: dumps, withIntermediateDirectories: true)
-        _ = try Tools.run("/bin/chmod", ["-R", "a+rwx", dir.path])
+        // smtp-sink runs as nobody: it needs the folders, not the key files, which must stay private (0600).
+        _ = try Tools.run("/bin/chmod", ["a+rwx", dir.path, dumps.path])
         let port = port ?? freePort()
         var arguments = ["-u", "nobody", "-d", dumps.path + "/%H%M%S."] + flags
         arguments += ["127.0.0.1:\(port)", "\(backlog)"]

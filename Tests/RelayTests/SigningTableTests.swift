@@ -1,4 +1,5 @@
 import DKIM
+import Foundation
 import Keys
 import Testing
 
@@ -55,5 +56,28 @@ struct SigningTableTests {
             #expect(error.description.contains("signing.keys.bad: cannot use key file /nonexistent.pem"))
             #expect(error.description.contains("signing.keys.wrong: mem is a ed25519 key, not for rsa-sha256"))
         }
+    }
+}
+
+/// The relay's default loader insists on private key files.
+@Suite("Signing table key hygiene")
+struct SigningTableHygieneTests {
+    @Test func worldReadableKeyIsRefusedByName() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("open-\(UUID().uuidString).pem").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try PrivateKey.generateEd25519().pemRepresentation().write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(chmod(file, 0o644) == 0)
+        var signing = RelayConfiguration.Signing()
+        signing.keys["open"] = RelayConfiguration.KeyEntry(domain: "example.com", selector: "s", keyFile: file)
+        signing.table = [RelayConfiguration.TableEntry(from: "example.com", keys: ["open"])]
+        do {
+            _ = try SigningTable(signing)
+            Issue.record("accepted a world-readable key")
+        } catch {
+            #expect(error.description.contains("signing.keys.open"))
+            #expect(error.description.contains("readable by everyone"))
+        }
+        #expect(chmod(file, 0o600) == 0)
+        _ = try SigningTable(signing)
     }
 }

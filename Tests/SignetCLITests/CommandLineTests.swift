@@ -113,3 +113,4 @@ struct CommandLineTests {
         #expect(run(["verify", "--key-file", keys, tampered]) != nil)
     }
 }
+

@@ -137,7 +137,8 @@ public enum ConfigurationLoader {
                 .map(["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar, "expires": .scalar])),
             "table": .listOf(.map(["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])),
             "canonicalization": .scalar, "headers": .list, "oversign": .scalar, "timestamp": .scalar,
-            "expiration": .scalar,
+            "expiration": .scalar, "backend": .scalar, "agent_user": .scalar, "agent_timeout": .scalar,
+            "agent_socket": .scalar,
         ]),
         "srs": .map([
             "mode": .scalar, "domain": .scalar, "secrets": .list, "secrets_file": .scalar, "local_domains": .list,
@@ -334,6 +335,19 @@ public enum ConfigurationLoader {
             bool(node["oversign"], "signing.oversign", &signing.oversign)
             bool(node["timestamp"], "signing.timestamp", &signing.timestamp)
             int(node["expiration"], "signing.expiration", &signing.expiration)
+            if let text = node["backend"].flatMap({ string($0, "signing.backend") }) {
+                if let backend = RelayConfiguration.SigningBackend(rawValue: text.lowercased()) {
+                    signing.backend = backend
+                } else {
+                    problems.append("signing.backend: '\(text)' is not in-process or agent")
+                }
+            }
+            if let user = node["agent_user"].flatMap({ string($0, "signing.agent_user") }) { signing.agentUser = user }
+            int(node["agent_timeout"], "signing.agent_timeout", &signing.agentTimeout)
+            if let path = node["agent_socket"].flatMap({ string($0, "signing.agent_socket") }), !path.isEmpty {
+                signing.agentSocket = path
+            }
+            if signing.agentTimeout < 1 { problems.append("signing.agent_timeout: at least 1 second") }
             if let keysNode = node["keys"] {
                 if let mapping = keysNode.mapping {
                     for (nameNode, entryNode) in mapping {

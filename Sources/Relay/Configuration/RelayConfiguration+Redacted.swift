@@ -41,7 +41,9 @@ extension RelayConfiguration {
             "signing": [
                 "keys": signingKeys, "table": table, "canonicalization": signing.canonicalization.tagValue,
                 "headers": signing.headers, "oversign": signing.oversign, "timestamp": signing.timestamp,
-                "expiration": signing.expiration,
+                "expiration": signing.expiration, "backend": signing.backend.rawValue,
+                "agent_user": signing.agentUser, "agent_timeout": signing.agentTimeout,
+                "agent_socket": signing.agentSocket ?? "",
             ] as [String: Any],
         ]
         guard

@@ -156,7 +156,25 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var timestamp = true
         /// Seconds to `x=`; 0 writes no `x=`.
         public var expiration = DKIMSignerOptions.defaultExpiration
+        /// Where private-key operations happen.
+        public var backend = SigningBackend.inProcess
+        /// `agent`: the account `signet signer` switches to after reading the keys, when started as root.
+        public var agentUser = "nobody"
+        /// `agent`: seconds a signature may take before the message is answered 451.
+        public var agentTimeout = 10
+        /// `agent`: connect to an agent already listening on this Unix socket (`signet signer --listen`, its own
+        /// container) instead of starting one; nil starts the child.
+        public var agentSocket: String?
         public init() {}
+    }
+
+    /// Where the private keys live.
+    public enum SigningBackend: String, Sendable, Equatable, CaseIterable {
+        /// In the relay, in OpenSSL's locked secure heap, the process undumpable.
+        case inProcess = "in-process"
+        /// In a separate `signet signer` process that `signet run` starts and restarts; the relay holds only
+        /// public keys.
+        case agent
     }
 
     /// One key: the `d=` and `s=` it signs as, and its PEM file.

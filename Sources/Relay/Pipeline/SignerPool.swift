@@ -4,20 +4,28 @@ import NIOPosix
 
 /// Runs private-key operations on their own threads, never on an event loop: an RSA-2048 signature takes about
 /// a millisecond, long enough to stall every connection of a loop.
+///
+/// Signers whose key lives in a signer agent (`keyReference`) are signed by the agent instead; the relay checks
+/// each such signature against the public key before it is used, so a confused or replaced agent can cost a
+/// retry (451) but never send a wrong signature.
 public final class SignerPool: Sendable {
     private let threads: NIOThreadPool
     private let metrics: RelayMetrics
+    private let agent: SignerAgentSupervisor?
 
-    /// A pool of `threadCount` threads, started at once.
-    public init(threadCount: Int, metrics: RelayMetrics = RelayMetrics()) {
+    /// A pool of `threadCount` threads, started at once; `agent` signs for agent-held keys.
+    public init(threadCount: Int, metrics: RelayMetrics = RelayMetrics(), agent: SignerAgentSupervisor? = nil) {
         threads = NIOThreadPool(numberOfThreads: max(1, threadCount))
         self.metrics = metrics
+        self.agent = agent
         threads.start()
     }
 
-    /// Runs a no-op on the pool: it answers when a thread is free (readiness).
+    /// Runs a no-op on the pool: it answers when a thread is free (readiness). With an agent, also fails while
+    /// the agent is down or restarting, so /readyz turns traffic away from a relay that could only answer 451.
     func ping() async throws {
         try await threads.runIfActive {}
+        if let agent, !agent.isConnected { throw SignerAgentError(description: "the signer agent is not connected") }
     }
 
     /// Stops the threads after the operations in flight.
@@ -31,16 +39,51 @@ public final class SignerPool: Sendable {
         let work = signatures.map { SignatureJob(signer: $0.signer, prepared: $0.prepared) }
         metrics.signerJobQueued()
         defer { metrics.signerJobDone() }
+        if work.contains(where: { $0.signer.key == nil }) { return try await agentFields(work) }
         return try await threads.runIfActive {
             try work.map { job in
                 let signature: [UInt8]
                 do {
-                    signature = try job.signer.key.signature(forSHA256Digest: job.prepared.digest)
+                    guard let key = job.signer.key else { throw DKIMError(.signingFailed, "no private key") }
+                    signature = try key.signature(forSHA256Digest: job.prepared.digest)
                 } catch {
                     throw DKIMError(.signingFailed, "signing for d=\(job.signer.domain) s=\(job.signer.selector) failed: \(error)")
                 }
                 return job.prepared.field(signature: signature)
             }
+        }
+    }
+}
+
+extension SignerPool {
+    /// All signatures of a message requested from the agent at once; any failure fails the message (temporarily).
+    private func agentFields(_ work: [SignatureJob]) async throws -> [String] {
+        guard let agent else { throw DKIMError(.signingFailed, "keys are held by a signer agent, and none is configured") }
+        return try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for (index, job) in work.enumerated() {
+                group.addTask {
+                    let signer = job.signer
+                    guard let reference = signer.keyReference else {
+                        throw DKIMError(.signingFailed, "d=\(signer.domain) s=\(signer.selector) has no key")
+                    }
+                    let signature: [UInt8]
+                    do {
+                        signature = try await agent.sign(
+                            keyID: reference, algorithm: signer.algorithm.keyAlgorithm, digest: job.prepared.digest)
+                    } catch {
+                        throw DKIMError(.signingFailed, "signing for d=\(signer.domain) s=\(signer.selector) failed: \(error)")
+                    }
+                    guard signer.publicKey.isValidSignature(signature, forSHA256Digest: job.prepared.digest) else {
+                        throw DKIMError(
+                            .signingFailed,
+                            "the signer agent's signature for d=\(signer.domain) s=\(signer.selector) does not verify")
+                    }
+                    return (index, job.prepared.field(signature: signature))
+                }
+            }
+            var fields = [String](repeating: "", count: work.count)
+            for try await (index, field) in group { fields[index] = field }
+            return fields
         }
     }
 }

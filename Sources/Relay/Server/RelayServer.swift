@@ -26,26 +26,31 @@ public final class RelayServer: Service, Sendable {
     public let srsStatistics: SRSStatistics
 
     /// A server for `configuration`; keys are loaded and checked here, so a bad key fails before listening.
+    /// With `signerAgent` (already started) the signing table is built from the agent's public keys and every
+    /// signature is made by the agent; this process never reads a key file.
     public init(
         configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger,
-        metrics: RelayMetrics = RelayMetrics()
+        metrics: RelayMetrics = RelayMetrics(), signerAgent: SignerAgentSupervisor? = nil
     ) throws {
         self.group = group
         self.logger = logger
         self.metrics = metrics
         self.srsStatistics = SRSStatistics(metrics: metrics)
-        self.signerPool = SignerPool(threadCount: System.coreCount, metrics: metrics)
+        self.signerPool = SignerPool(threadCount: System.coreCount, metrics: metrics, agent: signerAgent)
         let context = try Self.makeContext(
-            configuration, group: group, signerPool: signerPool, logger: logger, metrics: metrics,
-            srsStatistics: srsStatistics, capabilities: NextHopCapabilityCache())
+            configuration, agentKeys: signerAgent?.keys, group: group, signerPool: signerPool, logger: logger,
+            metrics: metrics, srsStatistics: srsStatistics, capabilities: NextHopCapabilityCache())
         self.current = NIOLockedValueBox(context)
     }
 
     private static func makeContext(
-        _ configuration: RelayConfiguration, group: any EventLoopGroup, signerPool: SignerPool, logger: Logger,
+        _ configuration: RelayConfiguration, agentKeys: [SignerAgentProtocol.KeyDescription]?,
+        group: any EventLoopGroup, signerPool: SignerPool, logger: Logger,
         metrics: RelayMetrics, srsStatistics: SRSStatistics, capabilities: NextHopCapabilityCache
     ) throws -> RelayContext {
-        let table = try SigningTable(configuration.signing)
+        let table =
+            try agentKeys.map { try SigningTable(configuration.signing, agentKeys: $0) }
+            ?? SigningTable(configuration.signing)
         let nextHop: any NextHop
         let security = try RelaySecurity(configuration: configuration)
         if let address = configuration.nextHop {
@@ -78,14 +83,15 @@ public final class RelayServer: Service, Sendable {
 
     /// Applies `configuration` to connections accepted from now on, after loading every key it names. Throws, and
     /// keeps the running configuration, when a key cannot be loaded. Listen addresses change only on restart.
-    public func reload(_ configuration: RelayConfiguration) throws {
+    /// With a signer agent, `agentKeys` are the keys of the agent that will sign for the new configuration.
+    public func reload(_ configuration: RelayConfiguration, agentKeys: [SignerAgentProtocol.KeyDescription]? = nil) throws {
         let old = current.withLockedValue { $0 }
         // What we learnt of the next hop holds only while it is the same next hop.
         let capabilities =
             old.configuration.nextHop == configuration.nextHop ? old.nextHopCapabilities : NextHopCapabilityCache()
         let context = try Self.makeContext(
-            configuration, group: group, signerPool: signerPool, logger: logger, metrics: metrics,
-            srsStatistics: srsStatistics, capabilities: capabilities)
+            configuration, agentKeys: agentKeys, group: group, signerPool: signerPool, logger: logger,
+            metrics: metrics, srsStatistics: srsStatistics, capabilities: capabilities)
         current.withLockedValue { $0 = context }
         if configuration.listen != old.configuration.listen {
             logger.warning(

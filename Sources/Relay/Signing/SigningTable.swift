@@ -17,13 +17,44 @@ public struct SigningTable: Sendable {
     /// Builds the signers of every rule; `loadKey` reads a key file (tests may pass keys in memory).
     public init(
         _ signing: RelayConfiguration.Signing,
-        loadKey: (String) throws -> PrivateKey = { try PrivateKey(contentsOfFile: $0) }
+        loadKey: (String) throws -> PrivateKey = { try PrivateKey(contentsOfFile: $0, requirePrivatePermissions: true) }
+    ) throws(ConfigurationError) {
+        try self.init(signing) { name, entry in .local(try loadKey(entry.keyFile)) }
+    }
+
+    /// Builds the signers from the public keys a signer agent reported: this process never reads the key files.
+    public init(_ signing: RelayConfiguration.Signing, agentKeys: [SignerAgentProtocol.KeyDescription]) throws(ConfigurationError) {
+        let byName = Dictionary(agentKeys.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        try self.init(signing) { name, entry in
+            guard let description = byName[name] else {
+                throw ConfigurationError(["the signer agent holds no key named \(name)"])
+            }
+            return .agent(
+                try PublicKey(dkimKeyData: description.publicKeyData, algorithm: description.algorithm), reference: name)
+        }
+    }
+
+    /// A key as the table sees it: the private key itself, or the public half and the agent's name for it.
+    private enum Loaded {
+        case local(PrivateKey)
+        case agent(PublicKey, reference: String)
+
+        var algorithm: KeyAlgorithm {
+            switch self {
+            case .local(let key): key.algorithm
+            case .agent(let key, _): key.algorithm
+            }
+        }
+    }
+
+    private init(
+        _ signing: RelayConfiguration.Signing, load: (String, RelayConfiguration.KeyEntry) throws -> Loaded
     ) throws(ConfigurationError) {
         var problems: [String] = []
-        var loaded: [String: PrivateKey] = [:]
+        var loaded: [String: Loaded] = [:]
         for (name, entry) in signing.keys.sorted(by: { $0.key < $1.key }) {
             do {
-                let key = try loadKey(entry.keyFile)
+                let key = try load(name, entry)
                 if let algorithm = entry.algorithm, algorithm.keyAlgorithm != key.algorithm {
                     problems.append(
                         "signing.keys.\(name): \(entry.keyFile) is a \(key.algorithm.rawValue) key, not for \(algorithm.rawValue)"
@@ -48,7 +79,16 @@ public struct SigningTable: Sendable {
             for name in rule.keys {
                 guard let entry = signing.keys[name], let key = loaded[name] else { continue }
                 do {
-                    let signer = try DKIMSigner(domain: entry.domain, selector: entry.selector, key: key, options: options)
+                    let signer: DKIMSigner
+                    switch key {
+                    case .local(let privateKey):
+                        signer = try DKIMSigner(
+                            domain: entry.domain, selector: entry.selector, key: privateKey, options: options)
+                    case .agent(let publicKey, let reference):
+                        signer = try DKIMSigner(
+                            domain: entry.domain, selector: entry.selector, publicKey: publicKey, keyReference: reference,
+                            options: options)
+                    }
                     signers.append(signer)
                     identities.insert(SigningIdentity(domain: signer.domain, selector: signer.selector))
                 } catch {
