@@ -115,12 +115,18 @@ struct ObservabilityEndToEndTests {
         try E2E.waitForPort(port)
         try E2E.waitForPort(metricsPort)
 
-        // The baseline once the start-up EHLO to the next hop (learning its capabilities) is counted.
+        // The baseline once the start-up EHLO to the next hop (learning its capabilities) is counted, and the
+        // connection waitForPort made has been accepted and closed (the relay counts it when it serves it, which
+        // can come after waitForPort returns).
         var before: [String: Double] = [:]
         let deadline = Date().addingTimeInterval(15)
         repeat {
             before = Self.samples(try Self.get("/metrics", port: metricsPort).body)
-            if before["signet_next_hop_connections_total{result=\"success\"}"] == 1 { break }
+            if before["signet_next_hop_connections_total{result=\"success\"}"] == 1
+                && before["signet_connections_accepted_total"] == 1 && before["signet_connections_active"] == 0
+            {
+                break
+            }
             Thread.sleep(forTimeInterval: 0.1)
         } while Date() < deadline
         #expect(before["signet_next_hop_connections_total{result=\"success\"}"] == 1, "\(relay.output)")
