@@ -122,6 +122,8 @@ public final class SignerAgentSupervisor: Service, Sendable {
             return Agent(pid: pid, connection: connection, launch: launch, keys: keys)
         } catch {
             connection.close()
+            // The agent prints its own reason as it exits; ours must not interleave with it on the shared stderr.
+            await Self.waitForExit(pid, seconds: 2)
             throw error
         }
     }
@@ -249,6 +251,17 @@ public final class SignerAgentSupervisor: Service, Sendable {
     /// Reaps the agent once its socket is closed (it exits on end of file, or has died).
     private static func reapWhenClosed(_ pid: pid_t, _ connection: SignerAgentConnection, logger: Logger) {
         connection.channel.closeFuture.whenComplete { _ in reap(pid, logger: logger) }
+    }
+
+    /// Polls (bounded) until `pid` has exited; `reapWhenClosed`'s thread may reap it first (then ECHILD).
+    static func waitForExit(_ pid: pid_t, seconds: Double) async {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid || (result < 0 && errno == ECHILD) { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     /// waitpid on a thread of its own: it returns as soon as the agent has exited, which follows its socket's close.
