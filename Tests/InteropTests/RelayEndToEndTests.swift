@@ -75,16 +75,10 @@ struct RelayEndToEndTests {
     static func waitForPort(_ port: Int, seconds: Double = 20) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            if let fd = try? Tools.connectToLoopback(port: port) {
+                close(fd)
+                return
             }
-            close(fd)
-            if connected == 0 { return }
             Thread.sleep(forTimeInterval: 0.1)
         }
         throw ToolError("nothing listens on 127.0.0.1:\(port) after \(seconds) s")

@@ -48,11 +48,16 @@ struct RelayLifecycleTests {
         throw ToolError("'\(text)' not logged within \(seconds) s:\n\(relay.output.suffix(3000))")
     }
 
-    /// A whole transaction on a raw connection that has already greeted; returns the reply to the end of data.
-    static func transaction(_ client: WireClient, subject: String) throws -> String {
+    /// MAIL, RCPT and DATA on a raw connection that has already greeted, each expected to be accepted.
+    static func startData(_ client: WireClient) throws {
         #expect(try client.command("MAIL FROM:<alice@example.com>").code == 250)
         #expect(try client.command("RCPT TO:<bob@example.org>").code == 250)
         #expect(try client.command("DATA").code == 354)
+    }
+
+    /// A whole transaction on a raw connection that has already greeted; returns the reply to the end of data.
+    static func transaction(_ client: WireClient, subject: String) throws -> String {
+        try startData(client)
         return try client.command(
             "From: Alice <alice@example.com>\r\nTo: bob@example.org\r\nSubject: \(subject)\r\n\r\nbody of \(subject)\r\n."
         ).text
@@ -152,17 +157,13 @@ struct RelayLifecycleTests {
         #expect(try Self.transaction(client, subject: "slow next hop").hasPrefix("250"))
 
         // Inside DATA the data timeout applies: a 3 s pause (over the command timeout) is fine.
-        #expect(try client.command("MAIL FROM:<alice@example.com>").code == 250)
-        #expect(try client.command("RCPT TO:<bob@example.org>").code == 250)
-        #expect(try client.command("DATA").code == 354)
+        try Self.startData(client)
         try client.send("From: Alice <alice@example.com>\r\nSubject: paused\r\n\r\nfirst half\r\n")
         Thread.sleep(forTimeInterval: 3)
         #expect(try client.command("second half\r\n.").code == 250)
 
         // Silent past the data timeout in the middle of DATA: 421, and nothing of that message arrives.
-        #expect(try client.command("MAIL FROM:<alice@example.com>").code == 250)
-        #expect(try client.command("RCPT TO:<bob@example.org>").code == 250)
-        #expect(try client.command("DATA").code == 354)
+        try Self.startData(client)
         try client.send("From: Alice <alice@example.com>\r\nSubject: abandoned\r\n\r\nno end\r\n")
         let abandoned = (try? client.reply())?.text
         #expect(abandoned?.hasPrefix("421 4.4.2") == true, "\(abandoned ?? "nothing")")
