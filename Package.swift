@@ -45,6 +45,11 @@ let package = Package(
             dependencies: ["COpenSSL"]
         ),
         .target(name: "SRS", dependencies: ["Keys"]),
+        // Verification: DNS (static zone, libunbound), DKIM results, SPF, DMARC, Authentication-Results.
+        .target(
+            name: "MailAuth",
+            dependencies: ["DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .target(
             name: "DKIM",
             dependencies: ["DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
@@ -120,6 +125,10 @@ let package = Package(
         ),
         .testTarget(name: "KeysTests", dependencies: ["Keys"]),
         .testTarget(name: "SRSTests", dependencies: ["SRS"]),
+        .testTarget(
+            name: "MailAuthTests",
+            dependencies: ["MailAuth", "DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "DKIMTests",
             dependencies: ["DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
