@@ -46,9 +46,12 @@ let package = Package(
         ),
         .target(name: "SRS", dependencies: ["Keys"]),
         // Verification: DNS (static zone, libunbound), DKIM results, SPF, DMARC, Authentication-Results.
+        .systemLibrary(name: "CUnbound", providers: [.apt(["libunbound-dev"])]),
         .target(
             name: "MailAuth",
-            dependencies: ["DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "CUnbound", "DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .target(
             name: "DKIM",
@@ -168,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["DKIM", "Keys", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["DKIM", "Keys", "MailAuth", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
         ),
     ]
 )

@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
     # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator, libxcrypt for AUTH's crypt(3)
     pkg-config libssl-dev libjemalloc-dev libcrypt-dev
+    # DNS for verification (MailAuth's UnboundResolver)
+    libunbound-dev
 )
 [ "${1:-all}" = build ] || packages+=(
     # independent DKIM verifiers used by the interop tests
@@ -22,6 +24,8 @@ packages=(
     libnet-ssleay-perl libio-socket-ssl-perl
     # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests
     prometheus
+    # a real authoritative DNS server and DNSSEC zone signing for the libunbound tests
+    nsd ldnsutils
     # `make k8s-check`: a virtualenv for the pinned kubernetes-validate
     python3-venv
 )
