@@ -3,8 +3,8 @@ import Testing
 
 /// `signet run` seen from Prometheus: a known mix of traffic through swaks → signet → smtp-sink, then every
 /// counter on the live `/metrics` must have moved by exactly the expected amount, and promtool must accept the
-/// exposition and the alert rules. ARC seals and SRS rewrites join the mix when those features land (their
-/// counters are declared and must stay at 0 here).
+/// exposition and the alert rules. ARC seals join the mix when sealing lands in the relay (their counter is
+/// declared and must stay at 0 here).
 @Suite("Observability end to end: /metrics, /readyz, promtool", .serialized)
 struct ObservabilityEndToEndTests {
     typealias E2E = RelayEndToEndTests
@@ -61,11 +61,13 @@ struct ObservabilityEndToEndTests {
         return sink
     }
 
-    static func swaks(_ port: Int, from: String = "alice@example.com", _ extra: [String] = []) throws -> Tools.Output {
+    static func swaks(
+        _ port: Int, from: String = "alice@example.com", to: String = "bob@example.org", _ extra: [String] = []
+    ) throws -> Tools.Output {
         try Tools.run(
             "/usr/bin/swaks",
             [
-                "--server", "127.0.0.1", "--port", "\(port)", "--from", from, "--to", "bob@example.org",
+                "--server", "127.0.0.1", "--port", "\(port)", "--from", from, "--to", to,
                 "--h-From", "<\(from)>", "--h-Subject", "metrics mix", "--body", "Counted.\n",
             ] + extra,
             timeout: 60)
@@ -87,6 +89,7 @@ struct ObservabilityEndToEndTests {
             state_directory: \(dir.appendingPathComponent("state").path)
             client_networks: [127.0.0.1/32]
             limits: {max_message_size: 4000}
+            srs: {mode: both, domain: fwd.example, secrets: [metrics-mix-test-secret], local_domains: [example.com]}
             signing:
               keys:
                 rsa: {domain: example.com, selector: rsa, key_file: \(keys.rsa)}
@@ -149,6 +152,17 @@ struct ObservabilityEndToEndTests {
         sink = try Self.startSink(dir, port: sinkPort, ["-q", "."])
         let lost = try Self.swaks(port)
         #expect(lost.text.contains("<** 451 4.4.2"), "\(lost.text)")
+        sink.stop()
+        sink = try Self.startSink(dir, port: sinkPort, [])
+        // I: a bounce to an SRS address of ours with a forged hash: Signet's 550 5.1.1 at RCPT.
+        let forged = try Self.swaks(port, to: "SRS0=AAAA=2Q=example.net=dave@fwd.example")
+        #expect(forged.text.contains("<** 550 5.1.1"), "\(forged.text)")
+        // J: a bounce to a real SRS address of ours: reversed to dave@example.net, signed and relayed.
+        let address = try Tools.run(
+            try Tools.signet,
+            ["srs", "forward", "--domain", "fwd.example", "--secret", "metrics-mix-test-secret", "dave@example.net"])
+        let bounce = try Self.swaks(port, to: address.text.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(bounce.status == 0, "\(address.text)\(address.stderr)\(bounce.text)")
 
         // Every session has closed once the active gauge is back at 0.
         var exposition = ""
@@ -165,24 +179,30 @@ struct ObservabilityEndToEndTests {
         let ed =
             #"signet_signatures_total{algorithm="ed25519-sha256",domain="example.com",result="success",selector="ed"}"#
         let expected: [String: Double] = [
-            "signet_connections_accepted_total": 7,  // A B C E F G H
+            "signet_connections_accepted_total": 9,  // A B C E F G H I J
             #"signet_connections_refused_total{reason="access"}"#: 1,  // D
-            "signet_messages_received_total": 5,  // A B C F H
-            "signet_messages_relayed_total": 2,  // A B
+            "signet_messages_received_total": 6,  // A B C F H J
+            "signet_messages_relayed_total": 3,  // A B J
             #"signet_messages_rejected_total{reason="too_large"}"#: 1,  // C
             #"signet_messages_tempfailed_total{reason="next_hop_unavailable"}"#: 1,  // E
             #"signet_messages_tempfailed_total{reason="next_hop_lost"}"#: 1,  // H
             #"signet_next_hop_refused_total{class="5xx",command="data"}"#: 1,  // F
             #"signet_next_hop_refused_total{class="4xx",command="rcpt"}"#: 1,  // G
-            rsa: 3, ed: 3,  // A F H
+            rsa: 4, ed: 4,  // A F H J
             #"signet_messages_unsigned_total{reason="no_key"}"#: 1,  // B
-            #"signet_next_hop_connections_total{result="success"}"#: 6,  // A B C F G H
+            #"signet_next_hop_connections_total{result="success"}"#: 8,  // A B C F G H I J
             #"signet_next_hop_connections_total{result="failure"}"#: 1,  // E
-            "signet_end_of_data_reply_seconds_count": 5,  // every end of data answered: A B C F H
-            "signet_added_latency_seconds_count": 5,
-            "signet_transaction_seconds_count": 5,
-            "signet_signing_seconds_count": 3,  // A F H (C was refused before signing)
-            "signet_next_hop_reply_seconds_count": 4,  // A B F H
+            "signet_end_of_data_reply_seconds_count": 6,  // every end of data answered: A B C F H J
+            "signet_added_latency_seconds_count": 6,
+            "signet_transaction_seconds_count": 6,
+            "signet_signing_seconds_count": 4,  // A F H J (C was refused before signing)
+            "signet_next_hop_reply_seconds_count": 5,  // A B F H J
+            // SRS looks at every MAIL FROM that reaches it (E's too: before the next hop is asked) and at RCPT TO
+            // addresses in fwd.example.
+            #"signet_srs_rewrites_total{direction="forward",result="unchanged"}"#: 8,  // A C E F G H I J
+            #"signet_srs_rewrites_total{direction="forward",result="rewritten"}"#: 1,  // B
+            #"signet_srs_rewrites_total{direction="reverse",result="forged"}"#: 1,  // I
+            #"signet_srs_rewrites_total{direction="reverse",result="reversed"}"#: 1,  // J
         ]
         // Byte counters move by the sizes of the messages; checked for movement, not an exact amount.
         let sized: Set<String> = ["signet_received_bytes_total", "signet_relayed_bytes_total"]
@@ -204,8 +224,9 @@ struct ObservabilityEndToEndTests {
 
         // The one log line per transaction: JSON, with its facts, and no message body.
         let lines = relay.output.split(separator: "\n").filter { $0.contains(#""msg":"transaction""#) }
-        #expect(lines.count == 7, "\(relay.output.suffix(3000))")  // A to H but D (refused at connect)
-        #expect(lines.filter { $0.contains(#""outcome":"abandoned""#) }.count == 1)  // G: RCPT refused, then QUIT
+        #expect(lines.count == 9, "\(relay.output.suffix(3000))")  // A to J but D (refused at connect)
+        // G and I: RCPT refused, then QUIT.
+        #expect(lines.filter { $0.contains(#""outcome":"abandoned""#) }.count == 2)
         let first = try #require(
             lines.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect(first["sender_domain"] as? String == "example.com")
