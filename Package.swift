@@ -227,3 +227,34 @@ if Context.environment["SIGNET_BENCHMARKS"] != nil || Context.environment["SIGNE
         )
     )
 }
+
+// libFuzzer harnesses for every parser that sees untrusted bytes (`make fuzz`, `scripts/fuzz.sh`). Only with
+// SIGNET_FUZZ, built with -sanitize=fuzzer,address in their own scratch path.
+if Context.environment["SIGNET_FUZZ"] != nil {
+    package.targets.append(
+        .target(
+            name: "FuzzSupport",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/FuzzSupport",
+            swiftSettings: [.enableExperimentalFeature("Extern")]
+        )
+    )
+    let fuzzers: [(String, [Target.Dependency])] = [
+        ("SMTPFramerFuzzer", ["SMTPProtocol"]),
+        ("SMTPReplyFuzzer", ["SMTPProtocol"]),
+        ("DotStuffingFuzzer", ["SMTPProtocol"]),
+        ("MessageHeaderFuzzer", ["MailMessage"]),
+        ("DKIMTagFuzzer", ["DKIMCore"]),
+        ("BodyHashFuzzer", ["DKIM", "DKIMCore"]),
+        ("SRSFuzzer", ["SRS"]),
+    ]
+    for (name, dependencies) in fuzzers {
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: dependencies + ["FuzzSupport", .product(name: "NIOCore", package: "swift-nio")],
+                path: "Fuzz/\(name)"
+            )
+        )
+    }
+}
