@@ -127,7 +127,10 @@ let package = Package(
         .testTarget(name: "SRSTests", dependencies: ["SRS"]),
         .testTarget(
             name: "MailAuthTests",
-            dependencies: ["MailAuth", "DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "MailAuth", "DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ]
         ),
         .testTarget(
             name: "DKIMTests",
@@ -168,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["DKIM", "Keys", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["DKIM", "Keys", "MailAuth", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
         ),
     ]
 )
