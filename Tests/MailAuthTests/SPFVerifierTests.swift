@@ -214,6 +214,18 @@ import Testing
         #expect(inner.reason.contains("slow.example.com"))
     }
 
+    @Test func cancelledCheckIsTemperror() async throws {
+        let zone = try StaticZone(parsing: #"email.example.com TXT "v=spf1 -all""#)
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await SPFVerifier(resolver: zone).checkMailFrom(
+                clientIP: Self.client, mailFrom: "x@email.example.com", helo: "h.example")
+        }
+        let result = await task.value
+        #expect(result.status == .temperror)
+        #expect(result.reason.contains("cancelled"))
+    }
+
     @Test func heloIdentityAndNullSender() async throws {
         let zone = try StaticZone(parsing: #"mx.example.org TXT "v=spf1 ip4:192.0.2.3 -all""#)
         let verifier = SPFVerifier(resolver: zone)

@@ -317,6 +317,8 @@ public struct SPFVerifier: Sendable {
         if Self.domainProblem(name, singleLabel: true) != nil {
             answer = .nameError
         } else {
+            // A caller bounds the check's time by cancelling its task (RFC 7208 §4.6.4 suggests 20 s).
+            if Task.isCancelled { throw .temporary("the SPF check was cancelled before asking about \(name)") }
             state.queries += 1
             guard state.queries <= limits.totalQueries else {
                 throw .permanent("more than \(limits.totalQueries) DNS questions in one check")
