@@ -130,7 +130,10 @@ let package = Package(
         .testTarget(name: "SRSTests", dependencies: ["SRS"]),
         .testTarget(
             name: "MailAuthTests",
-            dependencies: ["MailAuth", "DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "MailAuth", "DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ]
         ),
         .testTarget(
             name: "DKIMTests",

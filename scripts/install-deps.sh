@@ -20,6 +20,8 @@ packages=(
     postfix swaks
     # independent SRS implementations for the SRS interop tests: Mail::SRS and postsrsd (libsrs2)
     libmail-srs-perl postsrsd
+    # independent SPF implementation for the SPF interop test: pyspf
+    python3-spf
     # swaks --tls (installed without recommends, so named here)
     libnet-ssleay-perl libio-socket-ssl-perl
     # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests

@@ -46,7 +46,7 @@ import Testing
             #expect(error.line == 2)
         }
         #expect(throws: StaticZone.ParseError.self) { try StaticZone(parsing: "x.example TXT ( \"open\"") }
-        #expect(throws: StaticZone.ParseError.self) { try StaticZone(parsing: "x.example CNAME y.example") }
+        #expect(throws: StaticZone.ParseError.self) { try StaticZone(parsing: "x.example NS y.example") }
     }
 
     @Test func addressesMatchByPrefix() throws {

@@ -4,6 +4,7 @@
 /// - `TXT`: quoted character-strings (concatenated, `\"`, `\\` and `\DDD` escapes) or the bare rest of the line;
 ///   parentheses may carry a record over several lines, as in a BIND zone file;
 /// - `A`, `AAAA`: an address; `MX`: preference and host; `PTR`: a host;
+/// - `CNAME`: an alias; questions the name has no records for follow it (a loop is a server failure);
 /// - `TIMEOUT` or `SERVFAIL` (no data): every question about the name fails that way, so tests can show
 ///   `temperror`.
 /// `#` and `;` start comments outside quotes at the start of a line or after white space (so a bare
@@ -17,8 +18,13 @@ public struct StaticZone: DNSResolver, Sendable {
         public var aaaa: [IPAddress] = []
         public var mx: [MXRecord] = []
         public var ptr: [String] = []
+        /// The name this one is an alias of.
+        public var cname: String?
         /// When set, every question about the name throws this kind of failure.
         public var failure: DNSFailure.Kind?
+        /// When set, only questions the name has no records for fail this way (the openspf suite's TIMEOUT
+        /// beside records: a server that answers some types and times out on others).
+        public var failureWhenEmpty: DNSFailure.Kind?
 
         public init() {}
     }
@@ -99,15 +105,25 @@ public struct StaticZone: DNSResolver, Sendable {
 
     private func answer<Record>(
         _ name: String, _ keyPath: KeyPath<Entry, [Record]>
-    ) throws(DNSFailure) -> DNSAnswer<
-        Record
-    > {
-        let normalized = DNSName.normalize(name)
+    ) throws(DNSFailure) -> DNSAnswer<Record> {
+        var normalized = DNSName.normalize(name)
         try DNSName.validate(normalized)
-        guard let entry = entries[normalized] else { return .nameError }
-        if let failure = entry.failure { throw DNSFailure(failure, name: normalized, detail: "static zone") }
-        let records = entry[keyPath: keyPath]
-        return records.isEmpty ? .noData : .records(records)
+        var seen: Set<String> = []
+        while true {
+            guard let entry = entries[normalized] else { return .nameError }
+            if let failure = entry.failure { throw DNSFailure(failure, name: normalized, detail: "static zone") }
+            let records = entry[keyPath: keyPath]
+            if !records.isEmpty { return .records(records) }
+            if let failure = entry.failureWhenEmpty {
+                throw DNSFailure(failure, name: normalized, detail: "static zone")
+            }
+            guard let alias = entry.cname else { return .noData }
+            seen.insert(normalized)
+            normalized = alias
+            if seen.contains(alias) || seen.count > 8 {
+                throw DNSFailure(.serverFailure, name: name, detail: "CNAME loop in the static zone")
+            }
+        }
     }
 
     private mutating func addLine(_ line: String, lineNumber: Int) throws(ParseError) {
@@ -149,6 +165,9 @@ public struct StaticZone: DNSResolver, Sendable {
         case "PTR":
             guard !data.isEmpty else { throw fail("PTR record of '\(name)' has no host") }
             add(String(name)) { $0.ptr.append(DNSName.normalize(data)) }
+        case "CNAME":
+            guard !data.isEmpty else { throw fail("CNAME record of '\(name)' has no target") }
+            add(String(name)) { $0.cname = DNSName.normalize(data) }
         case "TIMEOUT":
             add(String(name)) { $0.failure = .timeout }
         case "SERVFAIL":
