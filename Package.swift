@@ -50,6 +50,11 @@ let package = Package(
             name: "MailAuth",
             dependencies: ["DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // ARC chain validation and sealing (RFC 8617) on top of DKIM's hashing and MailAuth's DNS.
+        .target(
+            name: "ARC",
+            dependencies: ["DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .target(
             name: "DKIM",
             dependencies: ["DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
@@ -57,7 +62,7 @@ let package = Package(
         .target(
             name: "SignetCLI",
             dependencies: [
-                "DKIM", "DKIMCore", "Keys", "MailMessage", "Observability", "Relay", "SRS",
+                "ARC", "MailAuth", "DKIM", "DKIMCore", "Keys", "MailMessage", "Observability", "Relay", "SRS",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -128,6 +133,13 @@ let package = Package(
         .testTarget(
             name: "MailAuthTests",
             dependencies: ["MailAuth", "DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "ARCTests",
+            dependencies: [
+                "ARC", "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Yams", package: "Yams"),
+            ]
         ),
         .testTarget(
             name: "DKIMTests",
