@@ -145,7 +145,7 @@ public struct ARCSealer: Sendable {
         try HeaderField(raw: ByteBuffer(string: text))
     }
 
-    /// `Name: t1=v1; t2=v2;` folded between tags before 78 columns, never inside a value, so relaxed
+    /// `Name: t1=v1; t2=v2` folded between tags before 78 columns, never inside a value, so relaxed
     /// canonicalization of the field does not depend on where it was folded.
     static func format(_ name: String, _ tags: [(String, String)]) -> String {
         var text = name + ":"
@@ -153,7 +153,8 @@ public struct ARCSealer: Sendable {
         for (index, (tag, value)) in tags.enumerated() {
             let piece = tag + "=" + value + (index < tags.count - 1 ? ";" : "")
             if column + 1 + piece.utf8.count > 78 && column > name.utf8.count + 1 {
-                text += "\r\n\t"
+                // A space, not a tab: dkimpy finds the AMS of instance N by looking for " i=N;" in it.
+                text += "\r\n "
                 column = 1
             } else {
                 text += " "
