@@ -106,10 +106,11 @@ public struct ARCSealer: Sendable {
             throw ARCError("the key for d=\(signer.domain) s=\(signer.selector) is held by a signer agent")
         }
 
-        let trimmedResults = results.arcTrimmed
+        // Unfolded onto one line: a line break the caller left in must not end the field early.
+        let trimmedResults = Self.unfolded(results).arcTrimmed
         let aarText =
             "ARC-Authentication-Results: i=\(instance); \(authservID);"
-            + (trimmedResults.isEmpty ? " none" : "\r\n\t" + trimmedResults) + "\r\n"
+            + (trimmedResults.isEmpty ? " none" : "\r\n " + trimmedResults) + "\r\n"
         let aar = try Self.field(aarText)
 
         // Tags in alphabetical order, as the public ARC test suite's reference signatures have them.
@@ -139,6 +140,26 @@ public struct ARCSealer: Sendable {
         asTags[1].1 = Base64.encode(try signDigest(ARCSealDigest.digest(sets: covered[...])))
         let asText = Self.format("ARC-Seal", asTags) + "\r\n"
         return .sealed([asText, amsText, aarText], instance: instance, chainStatus: chainStatus)
+    }
+
+    /// Every line break, with the white space around it, as one space.
+    static func unfolded(_ text: String) -> String {
+        var out = ""
+        var pendingBreak = false
+        for character in text {
+            if character == "\r" || character == "\n" || character == "\r\n" {
+                pendingBreak = true
+                while out.last == " " || out.last == "\t" { out.removeLast() }
+                continue
+            }
+            if pendingBreak {
+                if character == " " || character == "\t" { continue }
+                out.append(" ")
+                pendingBreak = false
+            }
+            out.append(character)
+        }
+        return out
     }
 
     private static func field(_ text: String) throws -> HeaderField {

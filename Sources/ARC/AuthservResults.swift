@@ -25,7 +25,7 @@ extension ARCSealer {
     /// `authservID`), joined with `; `; nil when there are none.
     public static func results(in header: MessageHeader, authservID: String) -> String? {
         let all = AuthservResults.results(in: header, authservID: authservID).filter { !$0.isEmpty }
-        return all.isEmpty ? nil : all.joined(separator: ";\r\n\t")
+        return all.isEmpty ? nil : all.joined(separator: "; ")
     }
 
     /// The `arc=` result among `results`, if any (how the public ARC test suite passes the incoming chain's

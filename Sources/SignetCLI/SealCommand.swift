@@ -99,7 +99,7 @@ struct SealCommand: AsyncParsableCommand {
             entries.append(copied)
         }
         if let results, !results.isEmpty { entries.append(results) }
-        var text = entries.joined(separator: ";\r\n\t")
+        var text = entries.joined(separator: "; ")
 
         let chainStatus: ARCChainStatus
         if let dnsFile {
@@ -112,7 +112,7 @@ struct SealCommand: AsyncParsableCommand {
             let validation = await ARCValidator().validate(receivedMessage, resolver: zone)
             chainStatus = validation.status
             if ARCSealer.arcResult(in: text) == nil {
-                text = validation.description + (text.isEmpty ? "" : ";\r\n\t" + text)
+                text = validation.description + (text.isEmpty ? "" : "; " + text)
             }
         } else if let stated = ARCSealer.arcResult(in: text) {
             chainStatus = stated
@@ -122,7 +122,7 @@ struct SealCommand: AsyncParsableCommand {
                     "the message has an ARC chain: give --dns-file with its key records, or an arc= result")
             }
             chainStatus = .none
-            text = "arc=none" + (text.isEmpty ? "" : ";\r\n\t" + text)
+            text = "arc=none" + (text.isEmpty ? "" : "; " + text)
         }
 
         let now = timestamp ?? Int(Date().timeIntervalSince1970)
