@@ -147,7 +147,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SignetCLITests",
-            dependencies: ["SignetCLI", "DKIM", "Keys"]
+            dependencies: ["SignetCLI", "DKIM", "Keys", "MailAuth", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "SMTPProtocolTests",
