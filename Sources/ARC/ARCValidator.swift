@@ -13,8 +13,8 @@ public struct ARCValidationResult: Sendable, Hashable, CustomStringConvertible {
     public var reason: String
     /// The highest instance found (N); 0 for none.
     public var instance: Int
-    /// The lowest instance from which every ARC-Message-Signature up to N still validates (§5.2 step 6); nil
-    /// unless the chain passed.
+    /// RFC 8617 §5.2 step 5: the instance of the oldest ARC-Message-Signature from which every newer one still
+    /// validates, or 0 when they all do; nil unless the chain passed.
     public var oldestPass: Int?
 
     public init(status: ARCChainStatus, reason: String = "", instance: Int = 0, oldestPass: Int? = nil) {
@@ -115,12 +115,12 @@ public struct ARCValidator: Sendable {
         func fail(_ reason: String) -> ARCValidationResult {
             ARCValidationResult(status: .fail, reason: reason, instance: n)
         }
-        // Step 2: structure (exactly one of each field per instance, 1...N, N <= 50, tags well formed).
+        // Steps 1 and 3: structure (exactly one of each field per instance, 1...N, N <= 50, tags well formed).
         if let error = chain.structureError { return fail(error) }
         let sets = chain.sets
-        // Step 3: a chain that an earlier hop saw failing stays failed.
+        // Step 2: a chain that an earlier hop saw failing stays failed.
         if chain.sealTags[n - 1].chainStatus == .fail { return fail("ARC-Seal i=\(n) has cv=fail") }
-        // Step 4: cv=none only on instance 1, cv=pass on every later one.
+        // Step 3.3: cv=none only on instance 1, cv=pass on every later one.
         for tags in chain.sealTags {
             let expected: ARCChainStatus = tags.instance == 1 ? .none : .pass
             guard tags.chainStatus == expected else {
@@ -128,27 +128,28 @@ public struct ARCValidator: Sendable {
                     "ARC-Seal i=\(tags.instance) has cv=\(tags.chainStatus.rawValue), expected \(expected.rawValue)")
             }
         }
-        // Step 5: the newest AMS.
+        // Step 4: the newest AMS.
         if let problem = checkMessageSignature(
             chain.signatureTags[n - 1], set: sets[n - 1], header: header, bodyHashes: bodyHashes, keys: keys)
         {
             return fail("ARC-Message-Signature i=\(n): \(problem)")
         }
-        // Step 7 (before 6, so a pass is only reported for a sound chain): every seal.
+        // Step 6: every seal, newest first.
         for index in stride(from: n - 1, through: 0, by: -1) {
             if let problem = checkSeal(chain.sealTags[index], sets: sets, keys: keys) {
                 return fail("ARC-Seal i=\(index + 1): \(problem)")
             }
         }
-        // Step 6: walk down while the older AMSs still validate.
-        var oldestPass = n
+        // Step 5 (after the seals, so it is only worked out for a chain that passes): the oldest AMS from which
+        // every newer one still validates, or 0 when all do.
+        var oldestPass = 0
         for index in stride(from: n - 2, through: 0, by: -1) {
-            guard
-                checkMessageSignature(
-                    chain.signatureTags[index], set: sets[index], header: header, bodyHashes: bodyHashes, keys: keys)
-                    == nil
-            else { break }
-            oldestPass = index + 1
+            let problem = checkMessageSignature(
+                chain.signatureTags[index], set: sets[index], header: header, bodyHashes: bodyHashes, keys: keys)
+            if problem != nil {
+                oldestPass = index + 2
+                break
+            }
         }
         return ARCValidationResult(status: .pass, instance: n, oldestPass: oldestPass)
     }
@@ -195,7 +196,7 @@ public struct ARCValidator: Sendable {
         let name = tags.keyName
         switch keys[name] ?? .noRecord {
         case .noRecord: return .failure(ARCError("no key record at \(name)"))
-        case .failure(let why): return .failure(ARCError("key lookup for \(name) failed (temperror): \(why)"))
+        case .failure(let why): return .failure(ARCError("key lookup for \(name) failed: \(why)"))
         case .record(let text):
             switch DKIMKeyCheck.publicKey(
                 record: text, name: name, algorithm: tags.algorithm, minimumRSABits: minimumRSABits)

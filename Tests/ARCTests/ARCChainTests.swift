@@ -90,7 +90,7 @@ import Testing
         #expect(fields[2].contains("arc=none"))
         let result = try await Self.validate(sealed, zone: zone)
         #expect(result.status == .pass, "\(result)")
-        #expect(result.description == "arc=pass (i=1 oldest-pass=1)")
+        #expect(result.description == "arc=pass (i=1 oldest-pass=0)")
     }
 
     @Test func twoHopsWithListChangesPassWithOldestPassTwo() async throws {
@@ -98,6 +98,17 @@ import Testing
         #expect(sealed.contains("a=ed25519-sha256"))
         let result = try await Self.validate(sealed, zone: zone)
         #expect(result.description == "arc=pass (i=2 oldest-pass=2)", "\(result)")
+    }
+
+    @Test func oldestPassIsZeroWhenEveryAMSValidatesElseTheOldestStillValid() async throws {
+        let (hop2, zone) = try await Self.twoHops()
+        // A third hop that changes nothing: AMS 3 and 2 validate, AMS 1 does not (the list changed the message).
+        let (hop3, _) = try await Self.seal(hop2, domain: "a.example", key: try Self.rsaKey.get(), zone: zone)
+        #expect(try await Self.validate(hop3, zone: zone).description == "arc=pass (i=3 oldest-pass=2)")
+        // Two hops that change nothing: every AMS validates.
+        let (hop1, _) = try await Self.seal(Self.original, domain: "a.example", key: try Self.rsaKey.get(), zone: zone)
+        let (again, _) = try await Self.seal(hop1, domain: "b.example", key: try Self.edKey.get(), zone: zone)
+        #expect(try await Self.validate(again, zone: zone).description == "arc=pass (i=2 oldest-pass=0)")
     }
 
     @Test func precomputedBodyHashGivesTheSameSeal() throws {
