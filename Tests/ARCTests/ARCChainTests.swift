@@ -166,6 +166,31 @@ import Testing
         #expect(result.description.hasPrefix("arc=fail ("))
     }
 
+    /// Every ARC header byte replaced in turn by a character that matters to the parsers (or removed): each
+    /// result is a fail with a reason, or still a pass (folding white space), never a crash; sealing goes on.
+    @Test func mutatedChainsNeverCrash() async throws {
+        let (sealed, zone) = try await Self.twoHops()
+        let headerEnd = sealed.range(of: "\nFrom:")!.lowerBound
+        let characters = Array(sealed)
+        let arcPart = sealed.distance(from: sealed.startIndex, to: headerEnd)
+        var outcomes: [ARCChainStatus: Int] = [:]
+        for position in stride(from: 0, to: arcPart, by: 7) {
+            for replacement in [";", "=", ":", "", "\n", "9"] {
+                var mutated = characters
+                mutated.replaceSubrange(position...position, with: Array(replacement))
+                let text = String(mutated)
+                guard let message = try? Self.message(text) else { continue }
+                let result = await ARCValidator().validate(message, resolver: zone)
+                outcomes[result.status, default: 0] += 1
+                if result.status == .fail { #expect(!result.reason.isEmpty) }
+                let sealer = try ARCSealer(domain: "a.example", selector: "s", key: try Self.edKey.get())
+                _ = try? sealer.seal(message, chainStatus: result.status, authservID: "mx", results: "", now: 1)
+            }
+        }
+        #expect((outcomes[.fail] ?? 0) > 0)
+        print("ARC mutated chains: \(outcomes)")
+    }
+
     @Test func failedChainIsSealedOnceWithCvFailThenNeverAgain() async throws {
         let (sealed, zone) = try await Self.twoHops()
         let broken = sealed + "tampered\n"
