@@ -40,6 +40,21 @@ public struct ARCSealer: Sendable {
         signer = try DKIMSigner(domain: domain, selector: selector, key: key, algorithm: algorithm, options: options)
     }
 
+    /// A sealer whose private key lives in a signer agent (known there as `keyReference`): every `seal` call
+    /// must pass `sign`.
+    public init(
+        domain: String,
+        selector: String,
+        publicKey: PublicKey,
+        keyReference: String,
+        algorithm: DKIMAlgorithm? = nil,
+        options: DKIMSignerOptions = ARCSealer.defaultOptions
+    ) throws {
+        signer = try DKIMSigner(
+            domain: domain, selector: selector, publicKey: publicKey, keyReference: keyReference, algorithm: algorithm,
+            options: options)
+    }
+
     /// The DKIM defaults without oversigning: a later hop (a list) may add fields the AMS need not lock out.
     public static var defaultOptions: DKIMSignerOptions {
         var options = DKIMSignerOptions()
@@ -99,7 +114,16 @@ public struct ARCSealer: Sendable {
         else { throw ARCError("invalid authserv-id \"\(authservID)\"") }
         let signDigest: SignDigest
         if let sign {
-            signDigest = sign
+            // A signature made elsewhere (a signer agent, a token) is checked before it leaves, as the relay
+            // checks DKIM signatures from its agent: a wrong key would otherwise break every chain silently.
+            let publicKey = signer.publicKey
+            signDigest = { digest in
+                let signature = try sign(digest)
+                guard publicKey.isValidSignature(signature, forSHA256Digest: digest) else {
+                    throw ARCError("the signature made for d=\(self.signer.domain) does not match its public key")
+                }
+                return signature
+            }
         } else if let key = signer.key {
             signDigest = { digest in try key.signature(forSHA256Digest: digest) }
         } else {

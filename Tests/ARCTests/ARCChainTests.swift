@@ -111,6 +111,30 @@ import Testing
         #expect(try await Self.validate(again, zone: zone).description == "arc=pass (i=2 oldest-pass=0)")
     }
 
+    @Test func signaturesMadeElsewhereAreCheckedAgainstThePublicKey() throws {
+        let message = try Self.message(Self.original)
+        let key = try Self.edKey.get()
+        let remote = try ARCSealer(domain: "a.example", selector: "s", publicKey: key.publicKey, keyReference: "arc")
+        let local = try ARCSealer(domain: "a.example", selector: "s", key: key)
+        var hasher = BodyHasher(ARCSealer.bodyHasherKey)
+        hasher.update(message.body)
+        let bodyHash = hasher.finalize()
+        let viaAgent = try remote.seal(
+            header: message.header, bodyHash: bodyHash, chainStatus: .none, authservID: "mx", results: "", now: 1,
+            sign: { try key.signature(forSHA256Digest: $0) })
+        let direct = try local.seal(message, chainStatus: .none, authservID: "mx", results: "", now: 1)
+        #expect(viaAgent.fields == direct.fields)
+        let otherKey = try PrivateKey.generateEd25519()
+        #expect(throws: ARCError.self) {
+            try remote.seal(
+                header: message.header, bodyHash: bodyHash, chainStatus: .none, authservID: "mx", results: "", now: 1,
+                sign: { try otherKey.signature(forSHA256Digest: $0) })
+        }
+        #expect(throws: ARCError.self) {
+            try remote.seal(message, chainStatus: .none, authservID: "mx", results: "", now: 1)
+        }
+    }
+
     @Test func precomputedBodyHashGivesTheSameSeal() throws {
         let message = try Self.message(Self.original)
         let sealer = try ARCSealer(domain: "a.example", selector: "s", key: try Self.edKey.get())
