@@ -53,6 +53,11 @@ let package = Package(
                 "CUnbound", "DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // ARC chain validation and sealing (RFC 8617) on top of DKIM's hashing and MailAuth's DNS.
+        .target(
+            name: "ARC",
+            dependencies: ["DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .target(
             name: "DKIM",
             dependencies: ["DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
@@ -60,7 +65,7 @@ let package = Package(
         .target(
             name: "SignetCLI",
             dependencies: [
-                "DKIM", "DKIMCore", "Keys", "MailMessage", "Observability", "Relay", "SRS",
+                "ARC", "MailAuth", "DKIM", "DKIMCore", "Keys", "MailMessage", "Observability", "Relay", "SRS",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -136,12 +141,19 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ARCTests",
+            dependencies: [
+                "ARC", "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .testTarget(
             name: "DKIMTests",
             dependencies: ["DKIM", "DKIMCore", "Keys", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "SignetCLITests",
-            dependencies: ["SignetCLI", "DKIM", "Keys"]
+            dependencies: ["SignetCLI", "DKIM", "Keys", "MailAuth", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "SMTPProtocolTests",

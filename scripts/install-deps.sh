@@ -14,6 +14,8 @@ packages=(
 [ "${1:-all}" = build ] || packages+=(
     # independent DKIM verifiers used by the interop tests
     python3 python3-dkim python3-nacl opendkim libmail-dkim-perl libnet-dns-perl
+    # dkimpy's arc_verify needs authres (the ARC interop tests)
+    python3-authres
     # used by the tests and `make bench`
     openssl valgrind
     # real SMTP peers for the relay end-to-end tests: smtp-sink/smtp-source (postfix) and swaks

@@ -161,50 +161,36 @@ public struct DKIMVerifier: Sendable {
             return finish(.temperror, "key lookup for \(name) failed: \(error)")
         }
         guard let text else { return finish(.permerror, "no key record at \(name)") }
-        let record: DKIMKeyRecord
-        do {
-            record = try DKIMKeyRecord(parsing: text)
-        } catch {
-            return finish(.permerror, "malformed key record at \(name): \(error)")
-        }
-        result.testing = record.flags.contains("y")
-        guard !record.publicKeyData.isEmpty else { return finish(.permerror, "key revoked (empty p=) at \(name)") }
-        guard record.keyType.lowercased() == algorithm.keyAlgorithm.rawValue else {
-            return finish(.permerror, "key type \(record.keyType) does not match a=\(tags.algorithm)")
-        }
-        if let hashes = record.hashAlgorithms, !hashes.contains(where: { $0.lowercased() == "sha256" }) {
-            return finish(.permerror, "key record does not allow sha256 (h=\(hashes.joined(separator: ":")))")
-        }
-        if let services = record.serviceTypes, !services.contains(where: { $0 == "*" || $0.lowercased() == "email" }) {
-            return finish(.permerror, "key record is not for email (s=\(services.joined(separator: ":")))")
-        }
-        if record.flags.contains("s"), let identity = tags.identity,
-            let at = identity.lastIndex(of: "@"),
-            identity[identity.index(after: at)...].lowercased() != tags.domain.lowercased()
-        {
-            return finish(.permerror, "key record has t=s but i= is a subdomain of d=")
+        let checked = DKIMKeyCheck.publicKey(
+            record: text, name: name, algorithm: algorithm, minimumRSABits: minimumRSABits
+        ) { record in
+            if record.flags.contains("s"), let identity = tags.identity,
+                let at = identity.lastIndex(of: "@"),
+                identity[identity.index(after: at)...].lowercased() != tags.domain.lowercased()
+            {
+                return "key record has t=s but i= is a subdomain of d="
+            }
+            return nil
         }
         let publicKey: PublicKey
-        do {
-            publicKey = try PublicKey(dkimKeyData: record.publicKeyData, algorithm: algorithm.keyAlgorithm)
-        } catch {
-            return finish(.permerror, "unusable public key at \(name): \(error)")
-        }
-        if publicKey.algorithm == .rsa && publicKey.bits < minimumRSABits {
-            return finish(.permerror, "\(publicKey.bits)-bit RSA key is shorter than \(minimumRSABits) bits (RFC 8301)")
+        switch checked {
+        case .success(let found):
+            result.testing = found.record.flags.contains("y")
+            publicKey = found.key
+        case .failure(let failure):
+            result.testing = failure.record?.flags.contains("y") ?? false
+            return finish(.permerror, failure.reason)
         }
 
         guard let bodyHash else { return finish(.permerror, "body hash was not computed") }
         if tags.bodyLength != nil { result.bodyLength = bodyHash.length }
         guard bodyHash.hash == tags.bodyHash else { return finish(.fail, "body hash did not verify") }
 
-        let unsignedField = TagList.removingValue(ofTag: "b", from: field.raw)
-        let digest = HeaderHasher.digest(
-            signedFields: HeaderHasher.select(tags.signedHeaders, from: header),
-            signatureField: unsignedField,
-            canonicalization: tags.canonicalization.header
-        )
-        guard publicKey.isValidSignature(tags.signature, forSHA256Digest: digest) else {
+        guard
+            HeaderHasher.isValidSignature(
+                tags.signature, field: field.raw, signedHeaders: tags.signedHeaders, header: header,
+                canonicalization: tags.canonicalization.header, publicKey: publicKey)
+        else {
             return finish(.fail, "signature did not verify")
         }
         return finish(.pass, "")

@@ -46,4 +46,23 @@ public enum HeaderHasher {
         HeaderCanonicalizer.canonicalizeSignatureField(field: signatureField, canonicalization, into: &sink)
         return sink.finalize()
     }
+
+    /// Checks a signature field's `b=` (already decoded as `signature`) over the fields `signedHeaders` selects
+    /// and the field itself with `b=` emptied: the header half of DKIM verification, shared with ARC's
+    /// ARC-Message-Signature.
+    public static func isValidSignature(
+        _ signature: [UInt8],
+        field: ByteBuffer,
+        signedHeaders: [String],
+        header: MessageHeader,
+        canonicalization: Canonicalization,
+        publicKey: PublicKey
+    ) -> Bool {
+        let digest = digest(
+            signedFields: select(signedHeaders, from: header),
+            signatureField: TagList.removingValue(ofTag: "b", from: field),
+            canonicalization: canonicalization
+        )
+        return publicKey.isValidSignature(signature, forSHA256Digest: digest)
+    }
 }

@@ -15,10 +15,11 @@ public struct SignetCommand: AsyncParsableCommand {
               signet dns-record  print the DNS record of an existing key
               signet sign        DKIM-sign a message (file or stdin) and print it
               signet verify      check a message's DKIM signatures against given keys
+              signet seal        add an ARC set (RFC 8617) to a message (file or stdin)
               signet srs         SRS forward/reverse of envelope senders, and a Postfix look-up service
             See README.md for a walk-through.
             """,
-        subcommands: [RunCommand.self, CheckConfigCommand.self, SignerCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self, SRSCommand.self]
+        subcommands: [RunCommand.self, CheckConfigCommand.self, SignerCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self, SealCommand.self, SRSCommand.self]
     )
 
     public init() {}
