@@ -168,7 +168,9 @@ let package = Package(
         ),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["DKIM", "Keys", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "DKIM", "Keys", "MailAuth", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
     ]
 )

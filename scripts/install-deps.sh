@@ -18,6 +18,8 @@ packages=(
     postfix swaks
     # independent SRS implementations for the SRS interop tests: Mail::SRS and postsrsd (libsrs2)
     libmail-srs-perl postsrsd
+    # independent Authentication-Results parser and DMARC evaluator for the MailAuth interop tests
+    python3-authres libmail-dmarc-perl
     # swaks --tls (installed without recommends, so named here)
     libnet-ssleay-perl libio-socket-ssl-perl
     # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests
