@@ -54,6 +54,18 @@ import Testing
         #expect(list.publicSuffix(of: "unlisted") == "unlisted")
     }
 
+    @Test func loadingAndLookupCost() {
+        // The compiled-in list is parsed at first use; this bounds that cost (and reports it) in a debug build.
+        let clock = ContinuousClock()
+        let load = clock.measure { _ = PublicSuffixList(sections: .icannAndPrivate) }
+        let list = PublicSuffixList.shared
+        let lookups = clock.measure {
+            for index in 0..<10_000 { _ = list.organizationalDomain(of: "host\(index).mail.example.co.uk") }
+        }
+        print("PublicSuffixList: load \(load), 10,000 lookups \(lookups)")
+        #expect(load < .seconds(2))
+    }
+
     @Test func aListFromDatText() {
         let list = PublicSuffixList(
             datFile: """
