@@ -8,8 +8,10 @@ public enum DMARCStatus: String, Sendable, Hashable {
 /// What DMARC needs from the other checks, kept to plain values so that it does not depend on how the DKIM and SPF
 /// verifiers spell their results.
 public struct DMARCInput: Sendable, Hashable {
-    /// One DKIM signature's outcome: its `d=` domain and RFC 8601 result name ("pass", "fail", ...).
-    public struct DKIM: Sendable, Hashable {
+    /// One authenticated identifier and its RFC 8601 result name ("pass", "fail", ...): a DKIM signature's `d=`
+    /// domain, or the domain SPF checked (the MAIL FROM domain, or the HELO domain when MAIL FROM was empty,
+    /// RFC 7489 §3.1.2).
+    public struct Outcome: Sendable, Hashable {
         public var domain: String
         public var result: String
         public init(domain: String, result: String) {
@@ -17,17 +19,8 @@ public struct DMARCInput: Sendable, Hashable {
             self.result = result.lowercased()
         }
     }
-
-    /// The SPF outcome: the domain SPF checked (the MAIL FROM domain, or the HELO domain when MAIL FROM was empty,
-    /// RFC 7489 §3.1.2) and the RFC 8601 result name.
-    public struct SPF: Sendable, Hashable {
-        public var domain: String
-        public var result: String
-        public init(domain: String, result: String) {
-            self.domain = domain
-            self.result = result.lowercased()
-        }
-    }
+    public typealias DKIM = Outcome
+    public typealias SPF = Outcome
 
     /// The RFC5322.From domain.
     public var fromDomain: String
