@@ -165,6 +165,7 @@ struct AuthenticationResultsParser {
             switch byte {
             case UInt8(ascii: "\\"):
                 guard let escaped = current else { break }
+                try checkEscaped(escaped)
                 text.append(escaped)
                 index += 1
                 continue
@@ -184,6 +185,13 @@ struct AuthenticationResultsParser {
         }
         index = start
         throw error("a comment is not closed")
+    }
+
+    /// A quoted-pair escapes a visible character or white space (RFC 5322 §3.2.1), never a line break or control.
+    private func checkEscaped(_ byte: UInt8) throws(AuthenticationResultsParseError) {
+        guard byte >= 0x20 || byte == ASCII.tab, byte != 0x7F else {
+            throw error("a backslash escapes byte 0x\(String(byte, radix: 16)), which may not be escaped")
+        }
     }
 
     /// Let-dig [Ldh-str], lower-cased (method, result, ptype, property names).
@@ -250,6 +258,7 @@ struct AuthenticationResultsParser {
                 return String(decoding: text, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 guard let escaped = current else { continue }
+                try checkEscaped(escaped)
                 text.append(escaped)
                 index += 1
             case ASCII.cr, ASCII.lf:
