@@ -14,7 +14,7 @@ packages=(
 [ "${1:-all}" = build ] || packages+=(
     # independent DKIM verifiers used by the interop tests
     python3 python3-dkim python3-nacl opendkim libmail-dkim-perl libnet-dns-perl
-    # dkimpy's arc_verify needs authres (the ARC interop tests)
+    # authres: dkimpy's arc_verify needs it (ARC interop tests) and it checks our Authentication-Results parser
     python3-authres
     # used by the tests and `make bench`
     openssl valgrind
@@ -24,6 +24,8 @@ packages=(
     libmail-srs-perl postsrsd
     # independent SPF implementation for the SPF interop test: pyspf
     python3-spf
+    # independent DMARC evaluator for the MailAuth interop tests: Mail::DMARC
+    libmail-dmarc-perl
     # swaks --tls (installed without recommends, so named here)
     libnet-ssleay-perl libio-socket-ssl-perl
     # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests
