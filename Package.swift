@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "SignetCLI",
             dependencies: [
-                "DKIM", "DKIMCore", "Keys", "MailMessage", "Observability", "Relay", "SRS",
+                "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", "Observability", "Relay", "SRS",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -135,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SignetCLITests",
-            dependencies: ["SignetCLI", "DKIM", "Keys"]
+            dependencies: ["SignetCLI", "DKIM", "Keys", "MailAuth"]
         ),
         .testTarget(
             name: "SMTPProtocolTests",
@@ -168,7 +168,9 @@ let package = Package(
         ),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["DKIM", "Keys", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
     ]
 )

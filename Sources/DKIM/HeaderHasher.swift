@@ -32,14 +32,15 @@ public enum HeaderHasher {
         return selected
     }
 
-    /// SHA-256 over the canonicalized signed fields followed by the signature field itself,
-    /// whose `b=` value is already empty and whose trailing CRLF is left out.
+    /// SHA-256 (or SHA-1, to verify rsa-sha1) over the canonicalized signed fields followed by the signature
+    /// field itself, whose `b=` value is already empty and whose trailing CRLF is left out.
     public static func digest(
         signedFields: [HeaderField?],
         signatureField: ByteBuffer,
-        canonicalization: Canonicalization
+        canonicalization: Canonicalization,
+        algorithm: DigestAlgorithm = .sha256
     ) -> [UInt8] {
-        var sink = SHA256Sink()
+        var sink = SHA256Sink(hasher: SHA256(algorithm))
         for case let field? in signedFields {
             HeaderCanonicalizer.canonicalize(field: field.raw, canonicalization, into: &sink)
         }

@@ -69,6 +69,16 @@ public struct PublicKey: Sendable {
         }
     }
 
+    /// Like `isValidSignature(_:forSHA256Digest:)` for any DKIM digest: rsa-sha1 is RSASSA-PKCS1-v1_5 over
+    /// DigestInfo(SHA-1, digest). Ed25519 is only defined with SHA-256 (RFC 8463).
+    public func isValidSignature(_ signature: [UInt8], forDigest digest: [UInt8], algorithm digestAlgorithm: DigestAlgorithm) -> Bool {
+        if digestAlgorithm == .sha256 { return isValidSignature(signature, forSHA256Digest: digest) }
+        guard algorithm == .rsa, digest.count == digestAlgorithm.byteCount, !signature.isEmpty else { return false }
+        return withExtendedLifetime(backing) { backing in
+            EVPKey.verifyRSA(backing.pkey, signature: signature, digest: digest, algorithm: digestAlgorithm)
+        }
+    }
+
     // MARK: - Import
 
     private static func importRSA(_ der: [UInt8]) throws -> OpaquePointer {
