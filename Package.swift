@@ -226,3 +226,15 @@ if Context.environment["SIGNET_BENCHMARKS"] != nil || Context.environment["SIGNE
         )
     )
 }
+
+// DKIM verifications per second (raw public-key verify and whole-message verify) next to `openssl speed`; a plain
+// executable like SignerBenchmarks. With SIGNET_BENCHMARKS, or alone with SIGNET_VERIFY_BENCHMARK.
+if Context.environment["SIGNET_BENCHMARKS"] != nil || Context.environment["SIGNET_VERIFY_BENCHMARK"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "VerifyBenchmarks",
+            dependencies: ["DKIM", "DKIMCore", "Keys", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Benchmarks/VerifyBenchmarks"
+        )
+    )
+}

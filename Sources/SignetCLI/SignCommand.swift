@@ -34,7 +34,9 @@ struct SignCommand: ParsableCommand {
     @Option(help: "Header/body canonicalization (c=): simple or relaxed, e.g. relaxed/relaxed.")
     var canonicalization: String = "relaxed/relaxed"
 
-    @Option(help: "Colon-separated header names to sign (h=). Default: From, To, Cc, Subject, Date, MIME and List-* fields.")
+    @Option(
+        help: "Colon-separated header names to sign (h=). Default: From, To, Cc, Subject, Date, MIME and List-* fields."
+    )
     var headers: String?
 
     @Flag(help: "Do not oversign (by default each signed name gets one extra, empty instance).")
@@ -61,7 +63,8 @@ struct SignCommand: ParsableCommand {
     func validate() throws {
         guard !selector.isEmpty else { throw ValidationError("give at least one --selector and --key") }
         guard selector.count == key.count else {
-            throw ValidationError("each --selector needs one --key (got \(selector.count) selectors, \(key.count) keys)")
+            throw ValidationError(
+                "each --selector needs one --key (got \(selector.count) selectors, \(key.count) keys)")
         }
         guard algorithm.count <= selector.count else {
             throw ValidationError("more --algorithm options than --selector options")
@@ -71,7 +74,8 @@ struct SignCommand: ParsableCommand {
 
     func run() throws {
         guard let pair = CanonicalizationPair(tagValue: canonicalization) else {
-            throw CLIError("unknown canonicalization '\(canonicalization)': use simple or relaxed, e.g. relaxed/relaxed")
+            throw CLIError(
+                "unknown canonicalization '\(canonicalization)': use simple or relaxed, e.g. relaxed/relaxed")
         }
         var options = DKIMSignerOptions()
         options.canonicalization = pair
@@ -93,7 +97,8 @@ struct SignCommand: ParsableCommand {
             let algorithm = index < self.algorithm.count ? try parseAlgorithm(self.algorithm[index]) : nil
             do {
                 signers.append(
-                    try DKIMSigner(domain: domain, selector: selector, key: privateKey, algorithm: algorithm, options: options)
+                    try DKIMSigner(
+                        domain: domain, selector: selector, key: privateKey, algorithm: algorithm, options: options)
                 )
             } catch {
                 throw CLIError("\(error)")

@@ -17,7 +17,8 @@ struct DKIMCorpusAgreementTests {
     /// needed, so the list stays exact.
     static let referenceDisagreements: [String: (follows: String, reason: String)] = {
         var table: [String: (follows: String, reason: String)] = [:]
-        let preStandard = "pre-RFC 4871 draft signature (no v= or v=0.5): RFC 6376 §3.5 requires v=1; Mail::DKIM still accepts drafts"
+        let preStandard =
+            "pre-RFC 4871 draft signature (no v= or v=0.5): RFC 6376 §3.5 requires v=1; Mail::DKIM still accepts drafts"
         for name in [
             "good_ietf01_1.txt#0", "good_ietf01_2.txt#0", "mine_ietf01_1.txt#0", "mine_ietf01_2.txt#0",
             "mine_ietf01_3.txt#0", "mine_ietf01_4.txt#0", "mine_ietf05_1.txt#0", "multiple_1.txt#1",
@@ -25,18 +26,37 @@ struct DKIMCorpusAgreementTests {
         ] {
             table[name] = ("dkimpy", preStandard)
         }
-        let granularity = "key record g= (RFC 4871 granularity) was removed by RFC 6376; dkimpy ignores it as Signet does"
+        let granularity =
+            "key record g= (RFC 4871 granularity) was removed by RFC 6376; dkimpy ignores it as Signet does"
         for name in ["badkey_8.txt#0", "badkey_9.txt#0", "badkey_12.txt#0", "badkey_13.txt#0"] {
             table[name] = ("dkimpy", granularity)
         }
-        table["badkey_10.txt#0"] = ("Mail::DKIM", "key record t=s with i= in a subdomain of d=: RFC 6376 §3.6.1 says invalid; dkimpy ignores t=s")
-        table["good_83176.txt#0"] = ("Mail::DKIM", "q=foo/bar:dns/txt:exam/ple lists dns/txt among others, which RFC 6376 §3.5 allows; dkimpy wants q=dns/txt alone")
-        table["good_qp_2.txt#0"] = ("Mail::DKIM", "i= is dkim-quoted-printable (RFC 6376 §2.11): =2E decodes to '.'; dkimpy does not decode it")
-        table["good_qp_3.txt#0"] = ("Mail::DKIM", "i= is dkim-quoted-printable (RFC 6376 §2.11): =40 decodes to '@'; dkimpy does not decode it")
-        table["goodkey_2.txt#0"] = ("Mail::DKIM", "key record without k= (RFC 6376 §3.6.1: defaults to rsa), with FWS around '=' and unknown tags; dkimpy 1.1.4 raises UnknownKeyTypeError(None) for it")
-        table["multiple_2.txt#3"] = ("dkimpy", "\"DKIM-Signature: synerr\" is not a tag list: Mail::DKIM leaves it out of its report, dkimpy and Signet report it as failed")
+        table["badkey_10.txt#0"] = (
+            "Mail::DKIM",
+            "key record t=s with i= in a subdomain of d=: RFC 6376 §3.6.1 says invalid; dkimpy ignores t=s"
+        )
+        table["good_83176.txt#0"] = (
+            "Mail::DKIM",
+            "q=foo/bar:dns/txt:exam/ple lists dns/txt among others, which RFC 6376 §3.5 allows; dkimpy wants q=dns/txt alone"
+        )
+        table["good_qp_2.txt#0"] = (
+            "Mail::DKIM", "i= is dkim-quoted-printable (RFC 6376 §2.11): =2E decodes to '.'; dkimpy does not decode it"
+        )
+        table["good_qp_3.txt#0"] = (
+            "Mail::DKIM", "i= is dkim-quoted-printable (RFC 6376 §2.11): =40 decodes to '@'; dkimpy does not decode it"
+        )
+        table["goodkey_2.txt#0"] = (
+            "Mail::DKIM",
+            "key record without k= (RFC 6376 §3.6.1: defaults to rsa), with FWS around '=' and unknown tags; dkimpy 1.1.4 raises UnknownKeyTypeError(None) for it"
+        )
+        table["multiple_2.txt#3"] = (
+            "dkimpy",
+            "\"DKIM-Signature: synerr\" is not a tag list: Mail::DKIM leaves it out of its report, dkimpy and Signet report it as failed"
+        )
         let ed = "Mail::DKIM 1.20230212 (Debian 12) has no ed25519-sha256 (\"unsupported algorithm\")"
-        for name in ["goodkey_ed25519.txt#0", "gen-ed25519-relaxed.eml#0", "gen-ed25519-simple.eml#0", "gen-multiple.eml#1"] {
+        for name in [
+            "goodkey_ed25519.txt#0", "gen-ed25519-relaxed.eml#0", "gen-ed25519-simple.eml#0", "gen-multiple.eml#1",
+        ] {
             table[name] = ("dkimpy", ed)
         }
         return table
@@ -61,7 +81,11 @@ struct DKIMCorpusAgreementTests {
             if maildkim[id] == nil, let py = dkimpy[id], Self.referenceDisagreements[id]?.follows == "dkimpy" {
                 // Not reported by Mail::DKIM at all (an unparsable field): only dkimpy to compare with.
                 usedExceptions.insert(id)
-                if pass == py.pass { agreeDkimpy += 1 } else { problems.append("\(id): Signet \(result), dkimpy \(py.detail)") }
+                if pass == py.pass {
+                    agreeDkimpy += 1
+                } else {
+                    problems.append("\(id): Signet \(result), dkimpy \(py.detail)")
+                }
                 continue
             }
             guard let py = dkimpy[id], let pl = maildkim[id] else {
@@ -72,7 +96,9 @@ struct DKIMCorpusAgreementTests {
             if pass == pl.pass { agreeMailDKIM += 1 }
             if py.pass == pl.pass {
                 if pass != py.pass {
-                    problems.append("\(id): Signet \(result) but dkimpy and Mail::DKIM both \(py.pass ? "pass" : "fail") (\(py.detail); \(pl.detail))")
+                    problems.append(
+                        "\(id): Signet \(result) but dkimpy and Mail::DKIM both \(py.pass ? "pass" : "fail") (\(py.detail); \(pl.detail))"
+                    )
                 }
             } else if let exception = Self.referenceDisagreements[id] {
                 usedExceptions.insert(id)
@@ -81,7 +107,9 @@ struct DKIMCorpusAgreementTests {
                     problems.append("\(id): Signet \(result) does not follow \(exception.follows) (\(followed.detail))")
                 }
             } else {
-                problems.append("\(id): references disagree (dkimpy \(py.pass ? "pass" : "fail: \(py.detail)"), Mail::DKIM \(pl.detail)); Signet \(result); not listed")
+                problems.append(
+                    "\(id): references disagree (dkimpy \(py.pass ? "pass" : "fail: \(py.detail)"), Mail::DKIM \(pl.detail)); Signet \(result); not listed"
+                )
             }
         }
         for id in Set(dkimpy.keys).union(maildkim.keys).subtracting(signet.keys) {
@@ -99,7 +127,9 @@ struct DKIMCorpusAgreementTests {
         #expect(problems.isEmpty, "disagreements:\n\(problems.joined(separator: "\n"))")
     }
 
-    @Test("default mode (RFC 8301) differs from the lenient comparison only on rsa-sha1, and agrees with Mail::DKIM Strict")
+    @Test(
+        "default mode (RFC 8301) differs from the lenient comparison only on rsa-sha1, and agrees with Mail::DKIM Strict"
+    )
     func defaultModeDiffersOnlyOnSHA1() async throws {
         let corpus = try Self.buildCorpus()
         defer { try? FileManager.default.removeItem(at: corpus.directory) }
@@ -114,7 +144,9 @@ struct DKIMCorpusAgreementTests {
             guard let after = sha1Refused[id] else { continue }
             if before.status == after.status { continue }
             changed += 1
-            if !(after.algorithm == "rsa-sha1" && after.status == .permerror && after.reason == "rsa-sha1 is not accepted (RFC 8301)") {
+            if !(after.algorithm == "rsa-sha1" && after.status == .permerror
+                && after.reason == "rsa-sha1 is not accepted (RFC 8301)")
+            {
                 problems.append("\(id): \(before) became \(after), not because of rsa-sha1")
             }
         }
@@ -135,12 +167,14 @@ struct DKIMCorpusAgreementTests {
                 if result.algorithm == "rsa-sha1" && result.reason == "rsa-sha1 is not accepted (RFC 8301)" {
                     sha1Only += 1
                 } else {
-                    problems.append("\(id): default Signet \(result), dkimpy (minkey 1024) \(py.pass ? "pass" : py.detail)")
+                    problems.append(
+                        "\(id): default Signet \(result), dkimpy (minkey 1024) \(py.pass ? "pass" : py.detail)")
                 }
             }
         }
-        print("DKIM default mode: \(changed) signatures change when rsa-sha1 is refused, all rsa-sha1; "
-            + "\(sha1Only) differ from dkimpy (which accepts rsa-sha1), none otherwise")
+        print(
+            "DKIM default mode: \(changed) signatures change when rsa-sha1 is refused, all rsa-sha1; "
+                + "\(sha1Only) differ from dkimpy (which accepts rsa-sha1), none otherwise")
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
     }
 
@@ -159,7 +193,9 @@ struct DKIMCorpusAgreementTests {
     static func buildCorpus() throws -> Corpus {
         let shared = Tools.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/testdata/dkim-corpus")
         let fixture = Tools.packageRoot.appendingPathComponent("Tests/Fixtures/dkim-corpus")
-        let source = FileManager.default.fileExists(atPath: shared.appendingPathComponent("FAKE_DNS.dat").path) ? shared : fixture
+        let source =
+            FileManager.default.fileExists(atPath: shared.appendingPathComponent("FAKE_DNS.dat").path)
+            ? shared : fixture
         let directory = try Tools.makeTemporaryDirectory("dkim-corpus")
         var messages: [String] = []
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path).sorted()
@@ -272,9 +308,19 @@ struct DKIMCorpusAgreementTests {
             ("gen-rsa-simple.eml", try sign([("rsa", rsa, simple)])),
             ("gen-ed25519-relaxed.eml", try sign([("ed", ed, relaxed)])),
             ("gen-ed25519-simple.eml", try sign([("ed", ed, simple)])),
-            ("gen-tampered-header.eml", try sign([("rsa", rsa, relaxed)]).replacingOccurrences(of: "Subject: agreement corpus", with: "Subject: agreement corpus!")),
-            ("gen-tampered-body.eml", try sign([("rsa", rsa, relaxed)]).replacingOccurrences(of: "Hello Bob", with: "Hello Rob")),
-            ("gen-expired.eml", try sign([("rsa", rsa, options("relaxed/relaxed", expiration: 86_400))], at: now - 3 * 86_400)),
+            (
+                "gen-tampered-header.eml",
+                try sign([("rsa", rsa, relaxed)]).replacingOccurrences(
+                    of: "Subject: agreement corpus", with: "Subject: agreement corpus!")
+            ),
+            (
+                "gen-tampered-body.eml",
+                try sign([("rsa", rsa, relaxed)]).replacingOccurrences(of: "Hello Bob", with: "Hello Rob")
+            ),
+            (
+                "gen-expired.eml",
+                try sign([("rsa", rsa, options("relaxed/relaxed", expiration: 86_400))], at: now - 3 * 86_400)
+            ),
             ("gen-revoked.eml", try sign([("revoked", rsa, relaxed)])),
             ("gen-wrong-key-type.eml", try sign([("wrongtype", rsa, relaxed)])),
             ("gen-wrong-key-type-ed.eml", try sign([("wrongtype-ed", ed, relaxed)])),
@@ -282,16 +328,32 @@ struct DKIMCorpusAgreementTests {
             ("gen-no-key.eml", try sign([("nosuchkey", rsa, relaxed)])),
             ("gen-dns-timeout.eml", try sign([("timeout", rsa, relaxed)])),
             // Top to bottom: rsa good, ed good, revoked, wrong key.
-            ("gen-multiple.eml", try sign([("otherkey", rsa, simple), ("revoked", rsa, relaxed), ("ed", ed, simple), ("rsa", rsa, relaxed)])),
-            ("gen-l-appended.eml", try sign([("rsa", rsa, options("relaxed/relaxed", bodyLength: true))]) + "Appended by a mailing list.\r\n"),
-            ("gen-l-appended-simple.eml", try sign([("rsa", rsa, options("simple/simple", bodyLength: true))]) + "Appended.\r\n"),
+            (
+                "gen-multiple.eml",
+                try sign([
+                    ("otherkey", rsa, simple), ("revoked", rsa, relaxed), ("ed", ed, simple), ("rsa", rsa, relaxed),
+                ])
+            ),
+            (
+                "gen-l-appended.eml",
+                try sign([("rsa", rsa, options("relaxed/relaxed", bodyLength: true))])
+                    + "Appended by a mailing list.\r\n"
+            ),
+            (
+                "gen-l-appended-simple.eml",
+                try sign([("rsa", rsa, options("simple/simple", bodyLength: true))]) + "Appended.\r\n"
+            ),
             ("gen-no-l-appended.eml", try sign([("rsa", rsa, relaxed)]) + "Appended by a mailing list.\r\n"),
         ]
         // White space changed in a signed header and in the body: relaxed survives it, simple does not.
         for (name, c) in [("gen-whitespace-relaxed.eml", relaxed), ("gen-whitespace-simple.eml", simple)] {
             let signed = try sign([("rsa", rsa, c)])
-            cases.append((name, signed.replacingOccurrences(of: "Subject: agreement corpus", with: "Subject:  agreement   corpus")
-                .replacingOccurrences(of: "this  line has", with: "this line  has")))
+            cases.append(
+                (
+                    name,
+                    signed.replacingOccurrences(of: "Subject: agreement corpus", with: "Subject:  agreement   corpus")
+                        .replacingOccurrences(of: "this  line has", with: "this line  has")
+                ))
         }
         for (name, text) in cases {
             try Data(text.utf8).write(to: directory.appendingPathComponent(name))
@@ -307,7 +369,8 @@ struct DKIMCorpusAgreementTests {
     }
 
     /// Signet's results by "file#index", through MailAuth's DNS path with the corpus's static zone.
-    static func signetResults(_ corpus: Corpus, verifier: DKIMVerifier) async throws -> [String: DKIMVerificationResult] {
+    static func signetResults(_ corpus: Corpus, verifier: DKIMVerifier) async throws -> [String: DKIMVerificationResult]
+    {
         let verification = DKIMVerification(resolver: corpus.zone, verifier: verifier)
         let now = Int(Date().timeIntervalSince1970)
         var results: [String: DKIMVerificationResult] = [:]
@@ -329,9 +392,12 @@ struct DKIMCorpusAgreementTests {
             : ("/usr/bin/perl", "maildkim_corpus.pl", "libmail-dkim-perl libnet-dns-perl")
         let files = corpus.messages.map { corpus.directory.appendingPathComponent($0).path }
         let output = try Tools.run(
-            interpreter, [Tools.interopScripts.appendingPathComponent(script).path] + arguments + [corpus.dnsFile.path] + files)
+            interpreter,
+            [Tools.interopScripts.appendingPathComponent(script).path] + arguments + [corpus.dnsFile.path] + files)
         guard output.status == 0 else {
-            throw ToolError("\(which) failed (install Debian \(package); `make test` runs scripts/install-deps.sh): \(output.stderr)")
+            throw ToolError(
+                "\(which) failed (install Debian \(package); `make test` runs scripts/install-deps.sh): \(output.stderr)"
+            )
         }
         var results: [String: ReferenceResult] = [:]
         for line in output.text.split(separator: "\n") {

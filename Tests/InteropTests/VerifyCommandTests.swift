@@ -15,7 +15,8 @@ struct VerifyCommandTests {
         for (selector, algorithm) in [("rsa", "rsa-sha256"), ("ed", "ed25519-sha256")] {
             let path = dir.appendingPathComponent("\(selector).pem").path
             let keygen = try Tools.run(
-                signet, ["keygen", "--algorithm", algorithm, "--out", path, "--selector", selector, "--domain", "example.com"])
+                signet,
+                ["keygen", "--algorithm", algorithm, "--out", path, "--selector", selector, "--domain", "example.com"])
             try #require(keygen.status == 0, "keygen: \(keygen.stderr)")
             zone += keygen.text
             keys[selector] = path
@@ -52,7 +53,8 @@ struct VerifyCommandTests {
         #expect(lines.count == 2)
         #expect(lines.first == "dkim=pass header.d=example.com header.s=rsa header.a=rsa-sha256")
         #expect(
-            lines.last?.hasPrefix("dkim=temperror header.d=example.com header.s=slow header.a=rsa-sha256 (key lookup") == true,
+            lines.last?.hasPrefix("dkim=temperror header.d=example.com header.s=slow header.a=rsa-sha256 (key lookup")
+                == true,
             "\(run.text)")
 
         // The same keys as a key table (OpenDKIM's TestPublicKeys format) still work.
@@ -67,12 +69,16 @@ struct VerifyCommandTests {
         #expect(run.status == 0, "\(run.text)\(run.stderr)")
         #expect(run.text.split(separator: "\n").count == 2)
 
-        let tampered = try String(contentsOfFile: good, encoding: .utf8).replacingOccurrences(of: "Hello", with: "Hullo")
+        let tampered = try String(contentsOfFile: good, encoding: .utf8).replacingOccurrences(
+            of: "Hello", with: "Hullo")
         let tamperedPath = dir.appendingPathComponent("tampered.eml").path
         try tampered.write(toFile: tamperedPath, atomically: true, encoding: .utf8)
         run = try Tools.run(signet, ["verify", "--dns-file", zoneFile, tamperedPath])
         #expect(run.status == 1)
-        #expect(run.text.split(separator: "\n").allSatisfy { $0.hasPrefix("dkim=fail ") && $0.hasSuffix("(body hash did not verify)") }, "\(run.text)")
+        #expect(
+            run.text.split(separator: "\n").allSatisfy {
+                $0.hasPrefix("dkim=fail ") && $0.hasSuffix("(body hash did not verify)")
+            }, "\(run.text)")
 
         run = try Tools.run(signet, ["verify", good])
         #expect(run.status != 0 && run.stderr.contains("--dns-file"), "\(run.stderr)")

@@ -1,6 +1,6 @@
 import DKIM
-import Foundation
 import DKIMCore
+import Foundation
 import Keys
 import MailAuth
 import MailMessage
@@ -75,6 +75,19 @@ struct DKIMVerificationTests {
         #expect(results[0].status == .permerror && results[0].reason.contains("no key record"), "\(results[0])")
     }
 
+    @Test("selectors differing only in case share one lookup")
+    func selectorCase() async throws {
+        let message = try Self.signed([("r", Self.rsa), ("r", Self.rsa)])
+        let first = try #require(message.range(of: "s=r;"))
+        let mixed = message.replacingCharacters(in: first, with: "s=R;")
+        let resolver = CountingResolver(Self.zone([("r", Self.record(Self.rsa))]))
+        let results = await DKIMVerification(resolver: resolver)
+            .verify(try WholeMessage(ByteBuffer(string: mixed)), now: Self.now)
+        // The changed s= breaks the first signature's header hash; the key was still found for it.
+        #expect(results.map(\.reason) == ["signature did not verify", ""], "\(results)")
+        #expect(resolver.state.withLock { $0.asked } == 1)
+    }
+
     @Test("several TXT records: the first one that parses is used")
     func severalRecords() async throws {
         let message = try Self.signed([("r", Self.rsa)])
@@ -89,16 +102,18 @@ struct DKIMVerificationTests {
         #expect(result.status == .permerror && result.reason.contains("malformed key record"), "\(result)")
     }
 
-    @Test("key records: revoked, wrong type, h=, s=, t=s, t=y, v=, bad p=, key sizes", arguments: [
-        ("v=DKIM1; k=rsa; p=", "revoked"),
-        ("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "does not match"),
-        ("v=DKIM1; k=foo; p=AAAA", "does not match"),
-        ("v=DKIM1; h=sha1; p=@", "malformed key record"),
-        ("v=DKIM2; p=AAAA", "malformed key record"),
-        ("p=AAAA; v=DKIM1", "malformed key record"),
-        ("k=rsa; t; p=AAAA", "malformed key record"),
-        ("v=DKIM1; k=rsa; p=AAAA", "unusable public key"),
-    ])
+    @Test(
+        "key records: revoked, wrong type, h=, s=, t=s, t=y, v=, bad p=, key sizes",
+        arguments: [
+            ("v=DKIM1; k=rsa; p=", "revoked"),
+            ("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "does not match"),
+            ("v=DKIM1; k=foo; p=AAAA", "does not match"),
+            ("v=DKIM1; h=sha1; p=@", "malformed key record"),
+            ("v=DKIM2; p=AAAA", "malformed key record"),
+            ("p=AAAA; v=DKIM1", "malformed key record"),
+            ("k=rsa; t; p=AAAA", "malformed key record"),
+            ("v=DKIM1; k=rsa; p=AAAA", "unusable public key"),
+        ])
     func badKeyRecords(record: String, reason: String) async throws {
         let message = try Self.signed([("r", Self.rsa)])
         let result = try await Self.verify(message, zone: Self.zone([("r", record)]))[0]
@@ -146,22 +161,24 @@ struct DKIMVerificationTests {
         return "DKIM-Signature: " + tags + message[end...]
     }
 
-    @Test("malformed signatures are permerror with a reason", arguments: [
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b", "has no '='"),
-        ("v=1; v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA", "more than once"),
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA", "no b= tag"),
-        ("v=2; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA", "unsupported signature version"),
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=to:subject; bh=AAAA; b=AAAA", "From is not signed"),
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; i=@evil.example", "is not d="),
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; t=200; x=100", "before t="),
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=!!; b=AAAA", "not base64"),
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; l=-1", "not a decimal"),
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; q=http", "dns/txt"),
-        ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; t=1990000000", "in the future"),
-        ("v=1; a=rsa-md5; d=example.com; s=r; h=from; bh=AAAA; b=AAAA", "unknown algorithm"),
-        ("v=1; a=rsa-sha1; d=example.com; s=r; h=from; bh=AAAA; b=AAAA", "rsa-sha1 is not accepted (RFC 8301)"),
-        ("\u{1}\u{2}=;;", "malformed signature"),
-    ])
+    @Test(
+        "malformed signatures are permerror with a reason",
+        arguments: [
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b", "has no '='"),
+            ("v=1; v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA", "more than once"),
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA", "no b= tag"),
+            ("v=2; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA", "unsupported signature version"),
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=to:subject; bh=AAAA; b=AAAA", "From is not signed"),
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; i=@evil.example", "is not d="),
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; t=200; x=100", "before t="),
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=!!; b=AAAA", "not base64"),
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; l=-1", "not a decimal"),
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; q=http", "dns/txt"),
+            ("v=1; a=rsa-sha256; d=example.com; s=r; h=from; bh=AAAA; b=AAAA; t=1990000000", "in the future"),
+            ("v=1; a=rsa-md5; d=example.com; s=r; h=from; bh=AAAA; b=AAAA", "unknown algorithm"),
+            ("v=1; a=rsa-sha1; d=example.com; s=r; h=from; bh=AAAA; b=AAAA", "rsa-sha1 is not accepted (RFC 8301)"),
+            ("\u{1}\u{2}=;;", "malformed signature"),
+        ])
     func malformedSignatures(tags: String, reason: String) async throws {
         let results = try await Self.verify(
             try Self.withSignatureTags(tags), zone: Self.zone([("r", Self.record(Self.rsa))]))
@@ -177,12 +194,17 @@ struct DKIMVerificationTests {
         let message = try Self.signed([("r", Self.rsa)], options: options) + "appended\r\n"
         let result = try await Self.verify(message, zone: Self.zone([("r", Self.record(Self.rsa))]))[0]
         #expect(result.status == .pass && result.bodyLength == 11, "\(result)")
-        #expect(result.description.contains("l=11") && result.reason.contains("10 body bytes after l= are not signed"), "\(result)")
+        #expect(
+            result.description.contains("l=11") && result.reason.contains("10 body bytes after l= are not signed"),
+            "\(result)")
 
-        let expired = try await Self.verify(try Self.signed([("r", Self.rsa)]), zone: Self.zone([("r", Self.record(Self.rsa))])) { _ in }
+        let expired = try await Self.verify(
+            try Self.signed([("r", Self.rsa)]), zone: Self.zone([("r", Self.record(Self.rsa))])
+        ) { _ in }
         #expect(expired[0].status == .pass)
         let later = await DKIMVerification(resolver: Self.zone([("r", Self.record(Self.rsa))]))
-            .verify(try WholeMessage(ByteBuffer(string: try Self.signed([("r", Self.rsa)]))), now: Self.now + 8 * 86_400)
+            .verify(
+                try WholeMessage(ByteBuffer(string: try Self.signed([("r", Self.rsa)]))), now: Self.now + 8 * 86_400)
         #expect(later[0].status == .permerror && later[0].reason.contains("expired"), "\(later)")
     }
 
@@ -225,14 +247,11 @@ struct DKIMVerificationTests {
         let resolver = CountingResolver(zone)
         var verifier = DKIMVerifier(keyLookup: { _ in .noRecord })
         verifier.maximumSignatures = 20
-        let clock = ContinuousClock()
-        let start = clock.now
         // The default header limits (1,000 fields) already refuse this message before any DKIM work.
         #expect(throws: MailMessageError.self) { try WholeMessage(ByteBuffer(string: many)) }
         let limits = MailMessageLimits(maxHeaderBytes: 4 << 20, maxHeaderFields: 2000)
         let results = await DKIMVerification(resolver: resolver, verifier: verifier, concurrentLookups: 3)
             .verify(try WholeMessage(ByteBuffer(string: many), limits: limits), now: Self.now)
-        let elapsed = clock.now - start
         #expect(results.count == 1000)
         // Changing s= breaks the signature, so the checked ones fail (signature did not verify), not pass.
         #expect(results.prefix(20).allSatisfy { $0.status == .fail }, "\(results.prefix(3))")
@@ -240,7 +259,6 @@ struct DKIMVerificationTests {
         let counts = resolver.state.withLock { $0 }
         #expect(counts.asked == 20)
         #expect(counts.peak <= 3)
-        #expect(elapsed < .seconds(30))
     }
 
     @Test("rsa-sha1 is refused by default and verified when accepted")
@@ -251,7 +269,8 @@ struct DKIMVerificationTests {
         var body = BodyHasher(BodyHasher.Key(canonicalization: .relaxed, digest: .sha1))
         body.update(message.body)
         let bh = Base64.encode(body.finalize().hash)
-        let unsigned = "DKIM-Signature: v=1; a=rsa-sha1; c=relaxed/relaxed; d=example.com; s=r; h=from:subject; bh=\(bh); b="
+        let unsigned =
+            "DKIM-Signature: v=1; a=rsa-sha1; c=relaxed/relaxed; d=example.com; s=r; h=from:subject; bh=\(bh); b="
         let digest = HeaderHasher.digest(
             signedFields: HeaderHasher.select(["from", "subject"], from: message.header),
             signatureField: ByteBuffer(string: unsigned), canonicalization: .relaxed, algorithm: .sha1)
@@ -267,7 +286,9 @@ struct DKIMVerificationTests {
     /// RSASSA-PKCS1-v1_5 with SHA-1 by the openssl command (Keys only signs SHA-256).
     static func sha1Signature(_ digest: [UInt8]) throws -> [UInt8] {
         // Sign the DigestInfo(SHA-1) structure with raw PKCS#1 v1.5 padding.
-        let prefix: [UInt8] = [0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2B, 0x0E, 0x03, 0x02, 0x1A, 0x05, 0x00, 0x04, 0x14]
+        let prefix: [UInt8] = [
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2B, 0x0E, 0x03, 0x02, 0x1A, 0x05, 0x00, 0x04, 0x14,
+        ]
         return try OpenSSLCommand.rawSign(key: rsa, input: prefix + digest)
     }
 }
@@ -276,7 +297,8 @@ struct DKIMVerificationTests {
 enum OpenSSLCommand {
     /// `openssl pkeyutl -sign` with PKCS#1 v1.5 padding over `input` as given (no hashing).
     static func rawSign(key: PrivateKey, input: [UInt8]) throws -> [UInt8] {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("signet-sha1-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "signet-sha1-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let keyPath = directory.appendingPathComponent("key.pem")

@@ -28,11 +28,14 @@ struct CommandLineTests {
             var command = try SignetCommand.parseAsRoot(arguments)
             try command.run()
             return nil
-        } catch let error as CLIError {
-            return error.description
         } catch {
-            return SignetCommand.message(for: error)
+            return Self.message(error)
         }
+    }
+
+    /// What a failed command line says.
+    static func message(_ error: any Error) -> String {
+        (error as? CLIError)?.description ?? SignetCommand.message(for: error)
     }
 
     /// Runs a command line that may be async (`verify`); returns the error message it failed with, or nil.
@@ -45,10 +48,8 @@ struct CommandLineTests {
                 try command.run()
             }
             return nil
-        } catch let error as CLIError {
-            return error.description
         } catch {
-            return SignetCommand.message(for: error)
+            return Self.message(error)
         }
     }
 
@@ -77,7 +78,10 @@ struct CommandLineTests {
         let bad = run(["sign", "--domain", "example.com", "--selector", "s", "--key", garbage, message])
         #expect(bad?.contains("garbage.pem") == true)
         let key = try makeKey("rsa.pem", "rsa-sha256")
-        let mismatch = run(["sign", "--domain", "example.com", "--selector", "s", "--key", key, "--algorithm", "ed25519-sha256", message])
+        let mismatch = run([
+            "sign", "--domain", "example.com", "--selector", "s", "--key", key, "--algorithm", "ed25519-sha256",
+            message,
+        ])
         #expect(mismatch?.contains("rsa") == true)
     }
 
@@ -93,7 +97,9 @@ struct CommandLineTests {
     func badMessages(name: String, text: String, mentions: String) throws {
         let key = try makeKey("k.pem")
         let message = try write("m.eml", text)
-        let error = run(["sign", "--domain", "example.com", "--selector", "s", "--key", key, message, "--output", path("out.eml")])
+        let error = run([
+            "sign", "--domain", "example.com", "--selector", "s", "--key", key, message, "--output", path("out.eml"),
+        ])
         #expect(error?.localizedCaseInsensitiveContains(mentions) == true, "\(name): \(error ?? "no error")")
         #expect(!FileManager.default.fileExists(atPath: path("out.eml")), "\(name): output written despite the error")
     }
@@ -133,4 +139,3 @@ struct CommandLineTests {
         #expect(await runAsync(["verify", "--dns-file", keys, tampered]) != nil)
     }
 }
-

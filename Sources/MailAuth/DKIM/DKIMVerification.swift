@@ -40,11 +40,12 @@ public struct DKIMVerification: Sendable {
         answers: [String: DKIMKeyLookupResult]
     ) -> [DKIMVerificationResult] {
         var resolved = verifier
-        resolved.keyLookup = { name in answers[name] ?? .temporaryFailure("not looked up") }
+        // DNS names compare without case: `s=Sel` and `s=sel` share one answer.
+        resolved.keyLookup = { name in answers[name.lowercased()] ?? .temporaryFailure("not looked up") }
         return resolved.finish(plan, bodyHashes: bodyHashes)
     }
 
-    /// Looks up every name, at most `concurrentLookups` at a time.
+    /// Looks up every name, at most `concurrentLookups` at a time; the answers are keyed by the lower-cased name.
     public func resolveKeys(_ names: [String]) async -> [String: DKIMKeyLookupResult] {
         let resolver = self.resolver
         return await withTaskGroup(of: (String, DKIMKeyLookupResult).self) { group in
@@ -56,7 +57,7 @@ public struct DKIMVerification: Sendable {
                 running += 1
             }
             while let (name, answer) = await group.next() {
-                results[name] = answer
+                results[name.lowercased()] = answer
                 if let next = pending.popFirst() {
                     group.addTask { (next, await Self.lookup(next, resolver)) }
                 }
