@@ -75,6 +75,26 @@ struct DKIMVerificationTests {
         #expect(results[0].status == .permerror && results[0].reason.contains("no key record"), "\(results[0])")
     }
 
+    @Test("streaming: prepare at the end of the header, hash the body in chunks, finish with the resolver")
+    func streaming() async throws {
+        let text = try Self.signed(
+            [("r", Self.rsa), ("e", Self.ed)], text: Self.text + String(repeating: "more  body \r\n", count: 500))
+        let zone = Self.zone([("r", Self.record(Self.rsa)), ("e", Self.record(Self.ed))])
+        let message = try WholeMessage(ByteBuffer(string: text))
+        let verification = DKIMVerification(resolver: zone)
+        let plan = verification.verifier.prepare(message.header, now: Self.now)
+        #expect(plan.keyNames == ["e._domainkey.example.com", "r._domainkey.example.com"])
+        var hashers = BodyHasherSet(keys: plan.bodyHasherKeys)
+        var body = message.body
+        while body.readableBytes > 0 {
+            // Safe to force unwrap: at most the readable bytes are taken.
+            hashers.update(body.readSlice(length: min(7, body.readableBytes))!)
+        }
+        let streamed = await verification.finish(plan, bodyHashes: hashers.finalize())
+        #expect(streamed.map(\.status) == [.pass, .pass])
+        #expect(streamed == (await verification.verify(message, now: Self.now)))
+    }
+
     @Test("selectors differing only in case share one lookup")
     func selectorCase() async throws {
         let message = try Self.signed([("r", Self.rsa), ("r", Self.rsa)])
