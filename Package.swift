@@ -186,7 +186,9 @@ let package = Package(
         ),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["DKIM", "Keys", "MailAuth", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
     ]
 )
@@ -239,6 +241,18 @@ if Context.environment["SIGNET_BENCHMARKS"] != nil || Context.environment["SIGNE
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/SignerBenchmarks"
+        )
+    )
+}
+
+// DKIM verifications per second (raw public-key verify and whole-message verify) next to `openssl speed`; a plain
+// executable like SignerBenchmarks. With SIGNET_BENCHMARKS, or alone with SIGNET_VERIFY_BENCHMARK.
+if Context.environment["SIGNET_BENCHMARKS"] != nil || Context.environment["SIGNET_VERIFY_BENCHMARK"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "VerifyBenchmarks",
+            dependencies: ["DKIM", "DKIMCore", "Keys", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Benchmarks/VerifyBenchmarks"
         )
     )
 }

@@ -30,6 +30,10 @@ for algorithm in rsa ed25519; do
     .build-bench/release/SignerBenchmarks .build-bench/release/signet "$seconds" "$algorithm"
 done | tee "$out/SignerBenchmarks.txt"
 
+echo "== DKIM verification: verifications/s on one core (raw public-key verify, whole 4 KiB message) next to openssl speed"
+SIGNET_BENCHMARKS=1 swift build -c release --scratch-path .build-bench --product VerifyBenchmarks >/dev/null
+.build-bench/release/VerifyBenchmarks "$seconds" | tee "$out/VerifyBenchmarks.txt"
+
 if [ "${BENCH_E2E:-1}" != 0 ]; then
     echo "== end to end: signet-load → (Signet | Postfix + OpenDKIM | Postfix + rspamd) → signet-load sink"
     scripts/bench-e2e.sh

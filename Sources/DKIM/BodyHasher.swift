@@ -88,14 +88,17 @@ struct SHA256Sink: CanonicalizationSink, @unchecked Sendable {
 
 /// Canonicalizes and hashes a message body chunk by chunk (RFC 6376 §3.7, `bh=`).
 public struct BodyHasher: Sendable {
-    /// What the hash covers: the body canonicalization and an optional `l=` limit.
+    /// What the hash covers: the body canonicalization, an optional `l=` limit, and the digest (SHA-1 only to
+    /// verify rsa-sha1).
     public struct Key: Hashable, Sendable {
         public var canonicalization: Canonicalization
         public var lengthLimit: Int?
+        public var digest: DigestAlgorithm
 
-        public init(canonicalization: Canonicalization, lengthLimit: Int? = nil) {
+        public init(canonicalization: Canonicalization, lengthLimit: Int? = nil, digest: DigestAlgorithm = .sha256) {
             self.canonicalization = canonicalization
             self.lengthLimit = lengthLimit
+            self.digest = digest
         }
     }
 
@@ -113,7 +116,7 @@ public struct BodyHasher: Sendable {
     public init(_ key: Key) {
         self.key = key
         self.canonicalizer = BodyCanonicalizer(key.canonicalization, lengthLimit: key.lengthLimit)
-        self.sink = SHA256Sink()
+        self.sink = SHA256Sink(hasher: SHA256(key.digest))
     }
 
     public init(_ canonicalization: Canonicalization, lengthLimit: Int? = nil) {

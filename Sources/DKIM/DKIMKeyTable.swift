@@ -4,7 +4,8 @@ import NIOCore
 /// white space, then the TXT value, either bare (OpenDKIM's TestPublicKeys format) or as quoted
 /// strings, optionally after `IN TXT` (zone-file form). `#` and `;` start comments.
 public struct DKIMKeyTable: Sendable {
-    private var records: [String: String]
+    /// TXT values by name (lower case, no trailing dot).
+    public private(set) var records: [String: String]
 
     public init(records: [String: String] = [:]) {
         self.records = [:]

@@ -32,14 +32,15 @@ public enum HeaderHasher {
         return selected
     }
 
-    /// SHA-256 over the canonicalized signed fields followed by the signature field itself,
-    /// whose `b=` value is already empty and whose trailing CRLF is left out.
+    /// SHA-256 (or SHA-1, to verify rsa-sha1) over the canonicalized signed fields followed by the signature
+    /// field itself, whose `b=` value is already empty and whose trailing CRLF is left out.
     public static func digest(
         signedFields: [HeaderField?],
         signatureField: ByteBuffer,
-        canonicalization: Canonicalization
+        canonicalization: Canonicalization,
+        algorithm: DigestAlgorithm = .sha256
     ) -> [UInt8] {
-        var sink = SHA256Sink()
+        var sink = SHA256Sink(hasher: SHA256(algorithm))
         for case let field? in signedFields {
             HeaderCanonicalizer.canonicalize(field: field.raw, canonicalization, into: &sink)
         }
@@ -56,13 +57,15 @@ public enum HeaderHasher {
         signedHeaders: [String],
         header: MessageHeader,
         canonicalization: Canonicalization,
-        publicKey: PublicKey
+        publicKey: PublicKey,
+        algorithm: DigestAlgorithm = .sha256
     ) -> Bool {
         let digest = digest(
             signedFields: select(signedHeaders, from: header),
             signatureField: TagList.removingValue(ofTag: "b", from: field),
-            canonicalization: canonicalization
+            canonicalization: canonicalization,
+            algorithm: algorithm
         )
-        return publicKey.isValidSignature(signature, forSHA256Digest: digest)
+        return publicKey.isValidSignature(signature, forDigest: digest, algorithm: algorithm)
     }
 }

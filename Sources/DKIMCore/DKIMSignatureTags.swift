@@ -14,7 +14,7 @@ public struct DKIMSignatureTags: Sendable {
     public var domain: String
     /// `h=`, lowercased, in order, repeats kept.
     public var signedHeaders: [String]
-    /// `i=` as written, if present.
+    /// `i=`, if present, with its dkim-quoted-printable escapes (RFC 6376 §2.11) decoded.
     public var identity: String?
     /// `l=`, if present.
     public var bodyLength: Int?
@@ -81,7 +81,7 @@ public struct DKIMSignatureTags: Sendable {
         guard signedHeaders.contains("from") else { throw invalid("h", "From is not signed") }
         selector = try required("s")
         guard !selector.isEmpty else { throw invalid("s", "empty selector") }
-        identity = tags["i"]
+        identity = tags["i"].map(Self.decodeQuotedPrintable)
         if let identity {
             guard let at = identity.lastIndex(of: "@") else { throw invalid("i", "\"\(identity)\" has no '@'") }
             let identityDomain = identity[identity.index(after: at)...].lowercased()
@@ -101,5 +101,33 @@ public struct DKIMSignatureTags: Sendable {
             throw invalid("x", "x=\(expiration) is before t=\(timestamp)")
         }
         tagList = tags
+    }
+
+    /// `=XX` hex escapes to bytes; anything else (a stray '=') stays as written.
+    static func decodeQuotedPrintable(_ text: String) -> String {
+        guard text.contains("=") else { return text }
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        var index = 0
+        func hex(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case 0x30...0x39: return byte - 0x30
+            case 0x41...0x46: return byte - 0x41 + 10
+            case 0x61...0x66: return byte - 0x61 + 10
+            default: return nil
+            }
+        }
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "="), index + 2 < bytes.count,
+                let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2])
+            {
+                out.append(high << 4 | low)
+                index += 3
+            } else {
+                out.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

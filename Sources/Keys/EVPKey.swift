@@ -86,8 +86,10 @@ enum EVPKey {
 
     /// The mirror image of `signRSA`. A signature that does not verify is an answer, not an error: its queue
     /// entries are discarded.
-    static func verifyRSA(_ pkey: OpaquePointer, signature: [UInt8], digest: [UInt8]) -> Bool {
-        guard let context = try? rsaContext(pkey, forSigning: false) else { return false }
+    static func verifyRSA(
+        _ pkey: OpaquePointer, signature: [UInt8], digest: [UInt8], algorithm: DigestAlgorithm = .sha256
+    ) -> Bool {
+        guard let context = try? rsaContext(pkey, forSigning: false, digest: algorithm) else { return false }
         defer { EVP_PKEY_CTX_free(context) }
         let result = signature.withUnsafeBufferPointer { sig in
             digest.withUnsafeBufferPointer { tbs in
@@ -101,30 +103,28 @@ enum EVPKey {
         return true
     }
 
-    static func verifyEd25519(_ pkey: OpaquePointer, signature: [UInt8], digest: [UInt8]) -> Bool {
-        guard let context = EVP_MD_CTX_new() else {
-            OpenSSLError.discardQueue()
-            return false
-        }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestVerifyInit(context, nil, nil, nil, pkey) == 1 else {
-            OpenSSLError.discardQueue()
-            return false
-        }
-        let result = signature.withUnsafeBufferPointer { sig in
-            digest.withUnsafeBufferPointer { tbs in
-                EVP_DigestVerify(context, sig.baseAddress, sig.count, tbs.baseAddress, tbs.count)
+    /// RSA (SHA-256, as `verifyRSA`) or PureEdDSA verification with a context from `contexts` (made for verifying with the same
+    /// key), so OpenSSL does not set one up per signature. A signature that does not verify leaves the context usable.
+    static func verify(contexts: SigningContextPool, signature: [UInt8], digest: [UInt8]) -> Bool {
+        let valid = try? contexts.withContext { context throws(OpenSSLError) -> Bool in
+            let result = signature.withUnsafeBufferPointer { sig in
+                digest.withUnsafeBufferPointer { tbs in
+                    contexts.kind == .rsaVerify
+                        ? EVP_PKEY_verify(context, sig.baseAddress, sig.count, tbs.baseAddress, tbs.count)
+                        : EVP_DigestVerify(context, sig.baseAddress, sig.count, tbs.baseAddress, tbs.count)
+                }
             }
+            if result != 1 { OpenSSLError.discardQueue() }
+            return result == 1
         }
-        guard result == 1 else {
-            OpenSSLError.discardQueue()
-            return false
-        }
-        return true
+        if valid == nil { OpenSSLError.discardQueue() }
+        return valid ?? false
     }
 
-    /// A fresh EVP_PKEY_CTX set up for PKCS#1 v1.5 with SHA-256; the caller frees it.
-    static func rsaContext(_ pkey: OpaquePointer, forSigning: Bool) throws(OpenSSLError) -> OpaquePointer {
+    /// A fresh EVP_PKEY_CTX set up for PKCS#1 v1.5 with SHA-256 (or SHA-1 to verify); the caller frees it.
+    static func rsaContext(
+        _ pkey: OpaquePointer, forSigning: Bool, digest: DigestAlgorithm = .sha256
+    ) throws(OpenSSLError) -> OpaquePointer {
         guard let context = EVP_PKEY_CTX_new_from_pkey(nil, pkey, nil) else {
             throw OpenSSLError.drain("EVP_PKEY_CTX_new_from_pkey")
         }
@@ -137,7 +137,7 @@ enum EVPKey {
             EVP_PKEY_CTX_free(context)
             throw OpenSSLError.drain("EVP_PKEY_CTX_set_rsa_padding")
         }
-        guard signet_EVP_PKEY_CTX_set_signature_md(context, SHA256Algorithm.shared.md) > 0 else {
+        guard signet_EVP_PKEY_CTX_set_signature_md(context, digest.md) > 0 else {
             EVP_PKEY_CTX_free(context)
             throw OpenSSLError.drain("EVP_PKEY_CTX_set_signature_md")
         }

@@ -8,9 +8,13 @@ public struct PublicKey: Sendable {
     /// pointer between threads is safe; every verification makes its own context.
     private final class Backing: @unchecked Sendable {
         let pkey: OpaquePointer
+        /// SHA-256 verification contexts, reused: setting one up per signature cost more than half of an RSA-2048
+        /// verification (docs/performance.md).
+        let contexts: SigningContextPool
 
-        init(takingOwnershipOf pkey: OpaquePointer) {
+        init(takingOwnershipOf pkey: OpaquePointer, algorithm: KeyAlgorithm) {
             self.pkey = pkey
+            self.contexts = SigningContextPool(kind: algorithm == .rsa ? .rsaVerify : .ed25519Verify, pkey: pkey)
         }
 
         deinit {
@@ -41,7 +45,7 @@ public struct PublicKey: Sendable {
 
     /// Takes over `pkey` (freed here even when this throws); `algorithm` must already be checked.
     private init(takingOwnershipOf pkey: OpaquePointer, algorithm: KeyAlgorithm) throws {
-        let backing = Backing(takingOwnershipOf: pkey)
+        let backing = Backing(takingOwnershipOf: pkey, algorithm: algorithm)
         do throws(OpenSSLError) {
             switch algorithm {
             case .rsa: dkimKeyData = try EVPKey.subjectPublicKeyInfo(of: pkey)
@@ -62,10 +66,19 @@ public struct PublicKey: Sendable {
     public func isValidSignature(_ signature: [UInt8], forSHA256Digest digest: [UInt8]) -> Bool {
         guard digest.count == KeyAlgorithm.sha256DigestBytes, !signature.isEmpty else { return false }
         return withExtendedLifetime(backing) { backing in
-            switch algorithm {
-            case .rsa: EVPKey.verifyRSA(backing.pkey, signature: signature, digest: digest)
-            case .ed25519: EVPKey.verifyEd25519(backing.pkey, signature: signature, digest: digest)
-            }
+            EVPKey.verify(contexts: backing.contexts, signature: signature, digest: digest)
+        }
+    }
+
+    /// Like `isValidSignature(_:forSHA256Digest:)` for any DKIM digest: rsa-sha1 is RSASSA-PKCS1-v1_5 over
+    /// DigestInfo(SHA-1, digest). Ed25519 is only defined with SHA-256 (RFC 8463).
+    public func isValidSignature(
+        _ signature: [UInt8], forDigest digest: [UInt8], algorithm digestAlgorithm: DigestAlgorithm
+    ) -> Bool {
+        if digestAlgorithm == .sha256 { return isValidSignature(signature, forSHA256Digest: digest) }
+        guard algorithm == .rsa, digest.count == digestAlgorithm.byteCount, !signature.isEmpty else { return false }
+        return withExtendedLifetime(backing) { backing in
+            EVPKey.verifyRSA(backing.pkey, signature: signature, digest: digest, algorithm: digestAlgorithm)
         }
     }
 

@@ -1,7 +1,7 @@
 import COpenSSL
 import Synchronization
 
-/// Initialised OpenSSL signing contexts for one private key, kept between signatures.
+/// Initialised OpenSSL signing (or verification) contexts for one key, kept between operations.
 ///
 /// Setting up a context (allocating it, fetching the signature implementation from the provider, checking the key)
 /// costs about as much as a tenth of an Ed25519 signature, and `openssl speed` does it once per run. A context
@@ -14,6 +14,10 @@ final class SigningContextPool: Sendable {
         case rsa
         /// `EVP_MD_CTX` after `EVP_DigestSignInit` for PureEdDSA.
         case ed25519
+        /// `EVP_PKEY_CTX` after `EVP_PKEY_verify_init`, PKCS#1 v1.5 and SHA-256 (a public key's contexts).
+        case rsaVerify
+        /// `EVP_MD_CTX` after `EVP_DigestVerifyInit` for PureEdDSA.
+        case ed25519Verify
     }
 
     /// A context pointer that crosses threads inside the pool; only one thread uses it at a time.
@@ -73,6 +77,12 @@ final class SigningContextPool: Sendable {
                 Self.free(context.pointer, kind)
                 throw OpenSSLError.drain("EVP_DigestSignInit")
             }
+            if kind == .ed25519Verify && Self.oneShotFinalizes
+                && EVP_DigestVerifyInit(context.pointer, nil, nil, nil, nil) != 1
+            {
+                Self.free(context.pointer, kind)
+                throw OpenSSLError.drain("EVP_DigestVerifyInit")
+            }
             return context
         }
         return Context(pointer: try Self.make(kind, pkey.pointer))
@@ -89,6 +99,10 @@ final class SigningContextPool: Sendable {
 
     // MARK: - Contexts
 
+    /// Whether EVP_DigestVerify leaves its context finalised (OpenSSL 3.2 and later), so that it must be armed
+    /// again before the next use; before 3.2 re-arming cost about as much as the verification itself.
+    static let oneShotFinalizes = OpenSSL_version_num() >= 0x3020_0000
+
     /// A new context for `kind`, initialised for signing with `pkey`.
     static func make(_ kind: Kind, _ pkey: OpaquePointer) throws(OpenSSLError) -> OpaquePointer {
         switch kind {
@@ -101,13 +115,22 @@ final class SigningContextPool: Sendable {
                 throw OpenSSLError.drain("EVP_DigestSignInit")
             }
             return context
+        case .rsaVerify:
+            return try EVPKey.rsaContext(pkey, forSigning: false)
+        case .ed25519Verify:
+            guard let context = EVP_MD_CTX_new() else { throw OpenSSLError.drain("EVP_MD_CTX_new") }
+            guard EVP_DigestVerifyInit(context, nil, nil, nil, pkey) == 1 else {
+                EVP_MD_CTX_free(context)
+                throw OpenSSLError.drain("EVP_DigestVerifyInit")
+            }
+            return context
         }
     }
 
     static func free(_ context: OpaquePointer, _ kind: Kind) {
         switch kind {
-        case .rsa: EVP_PKEY_CTX_free(context)
-        case .ed25519: EVP_MD_CTX_free(context)
+        case .rsa, .rsaVerify: EVP_PKEY_CTX_free(context)
+        case .ed25519, .ed25519Verify: EVP_MD_CTX_free(context)
         }
     }
 }

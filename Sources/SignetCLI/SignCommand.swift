@@ -3,6 +3,7 @@ import DKIM
 import DKIMCore
 import Foundation
 import Keys
+import MailAuth
 import MailMessage
 
 /// `signet sign`: DKIM-sign one message offline.
@@ -33,7 +34,9 @@ struct SignCommand: ParsableCommand {
     @Option(help: "Header/body canonicalization (c=): simple or relaxed, e.g. relaxed/relaxed.")
     var canonicalization: String = "relaxed/relaxed"
 
-    @Option(help: "Colon-separated header names to sign (h=). Default: From, To, Cc, Subject, Date, MIME and List-* fields.")
+    @Option(
+        help: "Colon-separated header names to sign (h=). Default: From, To, Cc, Subject, Date, MIME and List-* fields."
+    )
     var headers: String?
 
     @Flag(help: "Do not oversign (by default each signed name gets one extra, empty instance).")
@@ -60,7 +63,8 @@ struct SignCommand: ParsableCommand {
     func validate() throws {
         guard !selector.isEmpty else { throw ValidationError("give at least one --selector and --key") }
         guard selector.count == key.count else {
-            throw ValidationError("each --selector needs one --key (got \(selector.count) selectors, \(key.count) keys)")
+            throw ValidationError(
+                "each --selector needs one --key (got \(selector.count) selectors, \(key.count) keys)")
         }
         guard algorithm.count <= selector.count else {
             throw ValidationError("more --algorithm options than --selector options")
@@ -70,7 +74,8 @@ struct SignCommand: ParsableCommand {
 
     func run() throws {
         guard let pair = CanonicalizationPair(tagValue: canonicalization) else {
-            throw CLIError("unknown canonicalization '\(canonicalization)': use simple or relaxed, e.g. relaxed/relaxed")
+            throw CLIError(
+                "unknown canonicalization '\(canonicalization)': use simple or relaxed, e.g. relaxed/relaxed")
         }
         var options = DKIMSignerOptions()
         options.canonicalization = pair
@@ -92,7 +97,8 @@ struct SignCommand: ParsableCommand {
             let algorithm = index < self.algorithm.count ? try parseAlgorithm(self.algorithm[index]) : nil
             do {
                 signers.append(
-                    try DKIMSigner(domain: domain, selector: selector, key: privateKey, algorithm: algorithm, options: options)
+                    try DKIMSigner(
+                        domain: domain, selector: selector, key: privateKey, algorithm: algorithm, options: options)
                 )
             } catch {
                 throw CLIError("\(error)")
@@ -112,41 +118,78 @@ struct SignCommand: ParsableCommand {
     }
 }
 
-/// `signet verify`: check DKIM signatures against keys from a file.
-struct VerifyCommand: ParsableCommand {
+/// `signet verify`: check DKIM signatures against key records from a file.
+struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Verify a message's DKIM signatures and print one result line per signature.",
         discussion: """
-            Keys come from --key-file, one record per line: `selector._domainkey.domain<TAB>TXT value` (the
-            format of OpenDKIM's TestPublicKeys; zone-file lines with quoted strings work too).
+            Key records come from --dns-file, a zone file (`name [ttl] [IN] TXT "..."` lines; TIMEOUT and SERVFAIL
+            entries make a name fail, to try temperror), or from --key-file, one record per line:
+            `selector._domainkey.domain<TAB>TXT value` (the format of OpenDKIM's TestPublicKeys).
+            Each line of output is in Authentication-Results style:
+              dkim=pass header.d=example.com header.s=s1 header.a=rsa-sha256
             Exit status: 0 when there is at least one signature and every one passes, 1 otherwise.
             """
     )
 
-    @Option(help: "File with the key records to verify against.")
-    var keyFile: String
+    @Option(help: "Zone file to answer DNS questions from (TXT records at selector._domainkey.domain).")
+    var dnsFile: String?
+
+    @Option(help: "Key table file: lines of `selector._domainkey.domain<TAB>TXT value`.")
+    var keyFile: String?
 
     @Option(help: "Verify as if at this Unix time (for x= expiry). Default: now.")
     var now: Int?
 
+    @Option(help: "Check at most this many signatures; the rest are reported as policy.")
+    var maxSignatures: Int = 10
+
+    @Flag(help: "Accept rsa-sha1 signatures (RFC 8301 forbids them; refused by default).")
+    var acceptSHA1 = false
+
     @Argument(help: "The message file; standard input when absent or '-'.")
     var input: String?
 
-    func run() throws {
-        let table: DKIMKeyTable
+    func validate() throws {
+        guard (dnsFile == nil) != (keyFile == nil) else {
+            throw ValidationError("give one of --dns-file and --key-file")
+        }
+        guard maxSignatures >= 1 else { throw ValidationError("--max-signatures must be at least 1") }
+    }
+
+    /// Where key records come from: the one place a resolver is chosen.
+    func makeResolver() throws -> any DNSResolver {
+        if let dnsFile {
+            do {
+                return try StaticZone(parsing: try IO.readText(dnsFile, what: "DNS file"))
+            } catch let error as StaticZone.ParseError {
+                throw CLIError("DNS file \(dnsFile): \(error)")
+            }
+        }
+        guard let keyFile else { throw CLIError("give one of --dns-file and --key-file") }
         do {
-            table = try DKIMKeyTable(parsing: try IO.readText(keyFile, what: "key file"))
+            let table = try DKIMKeyTable(parsing: try IO.readText(keyFile, what: "key file"))
+            var zone = StaticZone()
+            for (name, value) in table.records { zone.addTXT(name, value) }
+            return zone
         } catch let error as DKIMError {
             throw CLIError("key file \(keyFile): \(error)")
         }
+    }
+
+    func run() async throws {
+        let resolver = try makeResolver()
         let message: WholeMessage
         do {
             message = try WholeMessage(try IO.readInput(input))
         } catch let error as MailMessageError {
             throw CLIError("cannot read this message: \(error)")
         }
-        let results = DKIMVerifier(keyTable: table).verify(message, now: now ?? Int(Date().timeIntervalSince1970))
+        var verifier = DKIMVerifier(maximumSignatures: maxSignatures, keyLookup: { _ in .noRecord })
+        verifier.acceptSHA1 = acceptSHA1
+        let verification = DKIMVerification(resolver: resolver, verifier: verifier)
+        let results = await verification.verify(message, now: now ?? Int(Date().timeIntervalSince1970))
         if results.isEmpty {
             print("dkim=none (no DKIM-Signature field)")
             throw ExitCode(1)

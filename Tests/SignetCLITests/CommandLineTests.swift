@@ -28,10 +28,28 @@ struct CommandLineTests {
             var command = try SignetCommand.parseAsRoot(arguments)
             try command.run()
             return nil
-        } catch let error as CLIError {
-            return error.description
         } catch {
-            return SignetCommand.message(for: error)
+            return Self.message(error)
+        }
+    }
+
+    /// What a failed command line says.
+    static func message(_ error: any Error) -> String {
+        (error as? CLIError)?.description ?? SignetCommand.message(for: error)
+    }
+
+    /// Runs a command line that may be async (`verify`); returns the error message it failed with, or nil.
+    func runAsync(_ arguments: [String]) async -> String? {
+        do {
+            var command = try SignetCommand.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return nil
+        } catch {
+            return Self.message(error)
         }
     }
 
@@ -60,7 +78,10 @@ struct CommandLineTests {
         let bad = run(["sign", "--domain", "example.com", "--selector", "s", "--key", garbage, message])
         #expect(bad?.contains("garbage.pem") == true)
         let key = try makeKey("rsa.pem", "rsa-sha256")
-        let mismatch = run(["sign", "--domain", "example.com", "--selector", "s", "--key", key, "--algorithm", "ed25519-sha256", message])
+        let mismatch = run([
+            "sign", "--domain", "example.com", "--selector", "s", "--key", key, "--algorithm", "ed25519-sha256",
+            message,
+        ])
         #expect(mismatch?.contains("rsa") == true)
     }
 
@@ -76,13 +97,15 @@ struct CommandLineTests {
     func badMessages(name: String, text: String, mentions: String) throws {
         let key = try makeKey("k.pem")
         let message = try write("m.eml", text)
-        let error = run(["sign", "--domain", "example.com", "--selector", "s", "--key", key, message, "--output", path("out.eml")])
+        let error = run([
+            "sign", "--domain", "example.com", "--selector", "s", "--key", key, message, "--output", path("out.eml"),
+        ])
         #expect(error?.localizedCaseInsensitiveContains(mentions) == true, "\(name): \(error ?? "no error")")
         #expect(!FileManager.default.fileExists(atPath: path("out.eml")), "\(name): output written despite the error")
     }
 
     @Test("sign then verify round trip through files, and verify fails on a tampered copy")
-    func roundTrip() throws {
+    func roundTrip() async throws {
         let rsa = try makeKey("rsa.pem", "rsa-sha256")
         let ed = try makeKey("ed.pem")
         let message = try write("m.eml", "From: a@example.com\nSubject: hi\n\nbare LF body\n")
@@ -108,9 +131,11 @@ struct CommandLineTests {
             #expect(throws: Never.self) { try command.run() }
         }
         let keys = try write("keys.zone", zone)
-        #expect(run(["verify", "--key-file", keys, out]) == nil)
+        #expect(await runAsync(["verify", "--key-file", keys, out]) == nil)
+        #expect(await runAsync(["verify", "--dns-file", keys, out]) == nil)
+        #expect(await runAsync(["verify", out]) != nil, "neither --dns-file nor --key-file")
         let tampered = try write("tampered.eml", signed.replacingOccurrences(of: "bare LF body", with: "bare LF bodY"))
-        #expect(run(["verify", "--key-file", keys, tampered]) != nil)
+        #expect(await runAsync(["verify", "--key-file", keys, tampered]) != nil)
+        #expect(await runAsync(["verify", "--dns-file", keys, tampered]) != nil)
     }
 }
-
