@@ -6,8 +6,9 @@
 set -euo pipefail
 
 packages=(
-    # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator, libxcrypt for AUTH's crypt(3)
-    pkg-config libssl-dev libjemalloc-dev libcrypt-dev
+    # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator, libxcrypt for AUTH's crypt(3),
+    # p11-kit's pkcs11.h for CPKCS11 (the header only: PKCS#11 modules are dlopen()ed)
+    pkg-config libssl-dev libjemalloc-dev libcrypt-dev libp11-kit-dev
 )
 [ "${1:-all}" = build ] || packages+=(
     # independent DKIM verifiers used by the interop tests
@@ -20,6 +21,8 @@ packages=(
     libmail-srs-perl postsrsd
     # swaks --tls (installed without recommends, so named here)
     libnet-ssleay-perl libio-socket-ssl-perl
+    # a PKCS#11 token for the pkcs11 signing backend's tests (softhsm2-util makes tokens and imports keys)
+    softhsm2
     # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests
     prometheus
     # `make k8s-check`: a virtualenv for the pinned kubernetes-validate
