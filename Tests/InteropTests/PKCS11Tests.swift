@@ -35,7 +35,8 @@ struct SoftHSMToken {
         let tokens = dir.appendingPathComponent("tokens")
         try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
         config = dir.appendingPathComponent("softhsm2.conf").path
-        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"
+        try
+            "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
         pinFile = dir.appendingPathComponent("pin").path
         try "\(Self.pin)\n".write(toFile: pinFile, atomically: true, encoding: .utf8)
@@ -57,12 +58,15 @@ struct SoftHSMToken {
             let imported = try Self.run(
                 config, Self.tool,
                 ["--import", path, "--token", Self.label, "--label", "dkim-\(selector)", "--id", id, "--pin", Self.pin])
-            guard imported.status == 0 else { throw ToolError("softhsm2-util --import \(selector): \(imported.stderr)") }
+            guard imported.status == 0 else {
+                throw ToolError("softhsm2-util --import \(selector): \(imported.stderr)")
+            }
             paths[selector] = path
             let spki = try Tools.publicKeyBase64(privateKeyPEM: path)
             // An Ed25519 SubjectPublicKeyInfo is a fixed 12-byte prefix and the raw key (RFC 8410).
             let p = selector == "ed" ? Data(base64Encoded: spki)!.suffix(32).base64EncodedString() : spki
-            lines.append("\(selector)._domainkey.example.com\tv=DKIM1; k=\(selector == "ed" ? "ed25519" : "rsa"); p=\(p)")
+            lines.append(
+                "\(selector)._domainkey.example.com\tv=DKIM1; k=\(selector == "ed" ? "ed25519" : "rsa"); p=\(p)")
         }
         let keyFile = dir.appendingPathComponent("keys.txt")
         try (lines.joined(separator: "\n") + "\n").write(to: keyFile, atomically: true, encoding: .utf8)
@@ -70,11 +74,14 @@ struct SoftHSMToken {
     }
 
     /// Runs a program with SOFTHSM2_CONF set and without SIGNET_BIN (an unknown configuration key to signet).
-    static func run(_ config: String, _ executable: String, _ arguments: [String], extra: [String] = [])
+    static func run(
+        _ config: String, _ executable: String, _ arguments: [String], extra: [String] = []
+    )
         throws -> Tools.Output
     {
         try Tools.run(
-            "/usr/bin/env", ["-u", "SIGNET_BIN", "SOFTHSM2_CONF=\(config)"] + extra + [executable] + arguments, timeout: 60)
+            "/usr/bin/env", ["-u", "SIGNET_BIN", "SOFTHSM2_CONF=\(config)"] + extra + [executable] + arguments,
+            timeout: 60)
     }
 
     /// `signet ARGUMENTS` against this token, the PIN also in `pinVariable`.
@@ -136,7 +143,8 @@ struct PKCS11Tests {
             paths.append(path)
         }
         let opendkim = try Tools.run(
-            "/bin/bash", [Tools.interopScripts.appendingPathComponent("opendkim_verify.sh").path, token.keys.keyFile] + paths)
+            "/bin/bash",
+            [Tools.interopScripts.appendingPathComponent("opendkim_verify.sh").path, token.keys.keyFile] + paths)
         #expect(opendkim.status == 0, "\(opendkim.stderr)")
         let results = VerifierResult.parse(opendkim.text).filter { $0.domain == "example.com" }
         for path in paths {
@@ -151,9 +159,14 @@ struct PKCS11Tests {
             let fromToken = try token.signet(
                 ["dns-record", "--selector", selector, "--domain", "example.com", "--key", token.uri(selector)])
             let fromFile = try token.signet(
-                ["dns-record", "--selector", selector, "--domain", "example.com", "--key", selector == "rsa" ? token.keys.rsa : token.keys.ed])
+                [
+                    "dns-record", "--selector", selector, "--domain", "example.com", "--key",
+                    selector == "rsa" ? token.keys.rsa : token.keys.ed,
+                ])
             #expect(fromToken.status == 0, "\(fromToken.stderr)")
-            #expect(!fromToken.stdout.isEmpty && fromToken.stdout == fromFile.stdout, "\(fromToken.text) vs \(fromFile.text)")
+            #expect(
+                !fromToken.stdout.isEmpty && fromToken.stdout == fromFile.stdout,
+                "\(fromToken.text) vs \(fromFile.text)")
         }
     }
 
@@ -211,7 +224,8 @@ struct PKCS11Tests {
         let file = setup.dir.appendingPathComponent("signet.yaml")
         try yaml.write(to: file, atomically: true, encoding: .utf8)
         let check = try SoftHSMToken.run(
-            token.config, try Tools.signet, ["check-config", file.path], extra: ["\(SoftHSMToken.pinVariable)=\(SoftHSMToken.pin)"])
+            token.config, try Tools.signet, ["check-config", file.path],
+            extra: ["\(SoftHSMToken.pinVariable)=\(SoftHSMToken.pin)"])
         #expect(check.status == 0 && check.text.contains("configuration OK"), "\(check.text) \(check.stderr)")
         let relay = try E2E.Running(
             try Tools.signet, ["run", "--config", file.path], log: setup.dir.appendingPathComponent("signet.log"),
@@ -271,9 +285,13 @@ struct PKCS11Tests {
             Case(
                 name: "module missing", module: "/nonexistent/libnothing.so", pinFile: token.pinFile,
                 reason: "cannot load PKCS#11 module /nonexistent/libnothing.so"),
-            Case(name: "token missing", token: "no-such-token", pinFile: token.pinFile, reason: "no token labelled 'no-such-token'"),
+            Case(
+                name: "token missing", token: "no-such-token", pinFile: token.pinFile,
+                reason: "no token labelled 'no-such-token'"),
             Case(name: "wrong PIN", pinFile: wrongPINFile, reason: "wrong PIN"),
-            Case(name: "key missing", keyLabel: "no-such-key", pinFile: token.pinFile, reason: "no private key labelled 'no-such-key'"),
+            Case(
+                name: "key missing", keyLabel: "no-such-key", pinFile: token.pinFile,
+                reason: "no private key labelled 'no-such-key'"),
             Case(name: "PIN file open", pinFile: openPINFile, reason: "readable by everyone"),
         ]
         for test in cases {
@@ -293,7 +311,9 @@ struct PKCS11Tests {
             """.write(to: file, atomically: true, encoding: .utf8)
             let check = try SoftHSMToken.run(token.config, try Tools.signet, ["check-config", file.path])
             for output in [check.text, check.stderr] {
-                #expect(!output.contains(SoftHSMToken.pin) && !output.contains(wrongPIN), "\(test.name): the PIN was printed")
+                #expect(
+                    !output.contains(SoftHSMToken.pin) && !output.contains(wrongPIN),
+                    "\(test.name): the PIN was printed")
             }
             if test.reason.isEmpty {
                 #expect(check.status == 0, "\(test.name): \(check.stderr)")
@@ -301,21 +321,27 @@ struct PKCS11Tests {
             }
             #expect(check.status != 0, "\(test.name): accepted")
             #expect(
-                check.stderr.contains("signing.keys.hsm") && check.stderr.contains(test.reason), "\(test.name): \(check.stderr)")
+                check.stderr.contains("signing.keys.hsm") && check.stderr.contains(test.reason),
+                "\(test.name): \(check.stderr)")
             let run = try SoftHSMToken.run(token.config, try Tools.signet, ["run", "--config", file.path])
             #expect(run.status != 0, "\(test.name): signet run started")
             #expect(
                 run.stderr.contains("cannot start") && run.stderr.contains("signing.keys.hsm")
                     && run.stderr.contains(test.reason),
                 "\(test.name): \(run.stderr)")
-            #expect(!run.stderr.contains(SoftHSMToken.pin) && !run.stderr.contains(wrongPIN), "\(test.name): the PIN was printed")
+            #expect(
+                !run.stderr.contains(SoftHSMToken.pin) && !run.stderr.contains(wrongPIN),
+                "\(test.name): the PIN was printed")
         }
 
         // The command-line tools name the problem too.
         let message = dir.appendingPathComponent("m.eml")
         try Data(Mail.message(token: "bad", body: "x\r\n")).write(to: message)
         let sign = try token.signet(
-            ["sign", "--domain", "example.com", "--selector", "rsa", "--key", token.uri("rsa", pinSource: "env:\(SoftHSMToken.pinVariable)"), message.path],
+            [
+                "sign", "--domain", "example.com", "--selector", "rsa", "--key",
+                token.uri("rsa", pinSource: "env:\(SoftHSMToken.pinVariable)"), message.path,
+            ],
             pin: wrongPIN)
         #expect(sign.status != 0 && sign.stderr.contains("wrong PIN"), "\(sign.stderr)")
         #expect(!sign.stderr.contains(wrongPIN))

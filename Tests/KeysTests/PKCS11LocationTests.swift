@@ -26,8 +26,11 @@ struct PKCS11LocationTests {
         #expect(location.token == .slot(7))
         #expect(location.keyLabel == nil && location.keyID == [2])
         #expect(location.pin == .environment("HSM_PIN"))
-        #expect(try PKCS11KeyLocation(uri: "pkcs11:token=t;object=k?module-path=/m.so&pin-source=file:///p").pin == .file("/p"))
-        #expect(try PKCS11KeyLocation(uri: "pkcs11:token=t;object=k?module-path=/m.so&pin-source=/p").pin == .file("/p"))
+        #expect(
+            try PKCS11KeyLocation(uri: "pkcs11:token=t;object=k?module-path=/m.so&pin-source=file:///p").pin
+                == .file("/p"))
+        #expect(
+            try PKCS11KeyLocation(uri: "pkcs11:token=t;object=k?module-path=/m.so&pin-source=/p").pin == .file("/p"))
     }
 
     @Test(arguments: [

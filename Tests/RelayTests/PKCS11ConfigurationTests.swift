@@ -66,8 +66,14 @@ struct PKCS11ConfigurationTests {
             "k: {domain: example.com, selector: s, backend: pkcs11, key_file: /k.pem, pkcs11: {module: \(module), token_label: t, key_label: l, pin_file: /p}}",
             "a pkcs11 key has no key file"
         ),
-        ("k: {domain: example.com, selector: s, key_file: /k.pem, pkcs11: {module: /m.so}}", "used only with backend pkcs11"),
-        ("k: {domain: example.com, selector: s, backend: hsm, key_file: /k.pem}", "'hsm' is not in-process, agent or pkcs11"),
+        (
+            "k: {domain: example.com, selector: s, key_file: /k.pem, pkcs11: {module: /m.so}}",
+            "used only with backend pkcs11"
+        ),
+        (
+            "k: {domain: example.com, selector: s, backend: hsm, key_file: /k.pem}",
+            "'hsm' is not in-process, agent or pkcs11"
+        ),
         ("k: {domain: example.com, selector: s, backend: agent}", "key_file: needed with backend agent"),
         (
             "k: {domain: example.com, selector: s, backend: pkcs11, pkcs11: {token_label: t, key_label: l, pin_file: /p}}",
@@ -129,19 +135,26 @@ struct PKCS11ConfigurationTests {
         let token = try PrivateKey.generateEd25519()
         let memory = try PrivateKey.generateRSA(bits: 1024)
         var opened: [PKCS11KeyLocation] = []
-        let table = try SigningTable(signing, loadKey: { _ in memory }, openPKCS11: { opened.append($0); return token })
+        let table = try SigningTable(
+            signing, loadKey: { _ in memory },
+            openPKCS11: {
+                opened.append($0); return token
+            })
         #expect(opened == [location])
         let signers = table.signers(forFromDomain: "example.com")
         #expect(Set(signers.map(\.selector)) == ["hsm", "mem"])
         #expect(signers.first { $0.selector == "hsm" }?.algorithm == .ed25519SHA256)
 
         #expect {
-            try SigningTable(signing, loadKey: { _ in memory }, openPKCS11: { _ in
-                throw KeysError(.pkcs11LoginFailed, "token 't' refused the PIN (CKR_PIN_INCORRECT): wrong PIN")
-            })
+            try SigningTable(
+                signing, loadKey: { _ in memory },
+                openPKCS11: { _ in
+                    throw KeysError(.pkcs11LoginFailed, "token 't' refused the PIN (CKR_PIN_INCORRECT): wrong PIN")
+                })
         } throws: { error in
             let text = "\(error)"
-            return text.contains("signing.keys.hsm: cannot use PKCS#11 key token 't' key 'k'") && text.contains("wrong PIN")
+            return text.contains("signing.keys.hsm: cannot use PKCS#11 key token 't' key 'k'")
+                && text.contains("wrong PIN")
         }
     }
 }

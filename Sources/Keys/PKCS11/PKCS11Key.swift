@@ -46,7 +46,9 @@ public final class PKCS11Key: DigestSigningKey {
         var session: CK_SESSION_HANDLE = 0
         try module.check(
             "C_OpenSession",
-            try module.call("C_OpenSession", functions.C_OpenSession) { $0(slot, CKF_SERIAL_SESSION, nil, nil, &session) })
+            try module.call("C_OpenSession", functions.C_OpenSession) {
+                $0(slot, CKF_SERIAL_SESSION, nil, nil, &session)
+            })
         // From here on the session is closed again if anything fails.
         do {
             try Self.login(module, session, location)
@@ -58,7 +60,8 @@ public final class PKCS11Key: DigestSigningKey {
             guard found.count == 1, let key = found.first else {
                 if found.isEmpty {
                     throw KeysError(
-                        .pkcs11KeyNotFound, "no private key \(location.keyDescription) on \(tokenText) (module \(module.path))")
+                        .pkcs11KeyNotFound,
+                        "no private key \(location.keyDescription) on \(tokenText) (module \(module.path))")
                 }
                 throw KeysError(
                     .pkcs11KeyNotFound,
@@ -81,7 +84,8 @@ public final class PKCS11Key: DigestSigningKey {
                 do {
                     try PrivateKey.checkRSASize(publicKey.bits)
                 } catch let error as KeysError {
-                    throw KeysError(error.code, "the private key \(location.keyDescription) on \(tokenText): \(error.reason)")
+                    throw KeysError(
+                        error.code, "the private key \(location.keyDescription) on \(tokenText): \(error.reason)")
                 }
             }
             self.location = location
@@ -130,7 +134,8 @@ public final class PKCS11Key: DigestSigningKey {
 
     /// DER of DigestInfo { AlgorithmIdentifier sha256 NULL, OCTET STRING (32 bytes) } up to the digest.
     static let sha256DigestInfoPrefix: [UInt8] = [
-        0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+        0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
+        0x20,
     ]
 
     /// Sessions waiting for the next signature (for tests).
@@ -171,7 +176,9 @@ public final class PKCS11Key: DigestSigningKey {
         var handle: CK_SESSION_HANDLE = 0
         try module.check(
             "C_OpenSession",
-            try module.call("C_OpenSession", functions.C_OpenSession) { $0(slot, CKF_SERIAL_SESSION, nil, nil, &handle) })
+            try module.call("C_OpenSession", functions.C_OpenSession) {
+                $0(slot, CKF_SERIAL_SESSION, nil, nil, &handle)
+            })
         // Logged in already (the login session keeps the token logged in); the key is found again here because
         // some tokens give object handles per session.
         do {
@@ -217,7 +224,9 @@ public final class PKCS11Key: DigestSigningKey {
     }
 
     /// C_Login as the user with the PIN from its source; the PIN's bytes are zeroed afterwards.
-    private static func login(_ module: PKCS11Module, _ session: CK_SESSION_HANDLE, _ location: PKCS11KeyLocation)
+    private static func login(
+        _ module: PKCS11Module, _ session: CK_SESSION_HANDLE, _ location: PKCS11KeyLocation
+    )
         throws
     {
         let pin = try readPIN(location.pin)
@@ -237,7 +246,9 @@ public final class PKCS11Key: DigestSigningKey {
                     + "(\(PKCS11.name(result))): wrong PIN")
         case CKR_PIN_LOCKED, CKR_PIN_EXPIRED:
             throw KeysError(
-                .pkcs11LoginFailed, "\(tokenText(location.token)): the user PIN is \(result == CKR_PIN_LOCKED ? "locked" : "expired") (\(PKCS11.name(result)))")
+                .pkcs11LoginFailed,
+                "\(tokenText(location.token)): the user PIN is \(result == CKR_PIN_LOCKED ? "locked" : "expired") (\(PKCS11.name(result)))"
+            )
         default:
             throw module.failure("C_Login to \(tokenText(location.token))", result, .pkcs11LoginFailed)
         }
@@ -333,7 +344,9 @@ public final class PKCS11Key: DigestSigningKey {
         var found: CK_ULONG = 0
         try module.check(
             "C_FindObjects",
-            try module.call("C_FindObjects", functions.C_FindObjects) { $0(session, &handles, CK_ULONG(handles.count), &found) })
+            try module.call("C_FindObjects", functions.C_FindObjects) {
+                $0(session, &handles, CK_ULONG(handles.count), &found)
+            })
         return Array(handles.prefix(Int(found)))
     }
 

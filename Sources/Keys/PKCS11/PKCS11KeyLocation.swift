@@ -39,7 +39,8 @@ public struct PKCS11KeyLocation: Sendable, Equatable, CustomStringConvertible {
     public var problems: [String] {
         var problems: [String] = []
         if !module.hasPrefix("/") {
-            problems.append("the module must be an absolute path (dlopen would search the library path), not '\(module)'")
+            problems.append(
+                "the module must be an absolute path (dlopen would search the library path), not '\(module)'")
         }
         if keyLabel == nil && keyID == nil { problems.append("give the key's label, its id, or both") }
         if keyLabel?.isEmpty == true { problems.append("the key label is empty") }
@@ -146,10 +147,15 @@ extension PKCS11KeyLocation {
             throw Self.uriError("Signet does not know the attribute \(unknown)")
         }
         if attributes["pin-value"] != nil {
-            throw Self.uriError("pin-value puts the PIN where everyone can see it; use pin-source=file:PATH or env:NAME")
+            throw Self.uriError(
+                "pin-value puts the PIN where everyone can see it; use pin-source=file:PATH or env:NAME")
         }
-        if let type = text("type"), type != "private" { throw Self.uriError("type=\(type): a signing key is type=private") }
-        guard let module = text("module-path") else { throw Self.uriError("module-path (the PKCS#11 module) is needed") }
+        if let type = text("type"), type != "private" {
+            throw Self.uriError("type=\(type): a signing key is type=private")
+        }
+        guard let module = text("module-path") else {
+            throw Self.uriError("module-path (the PKCS#11 module) is needed")
+        }
         let token: Token
         switch (text("token"), text("slot-id")) {
         case (let label?, nil): token = .label(label)
