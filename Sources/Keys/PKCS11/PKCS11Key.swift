@@ -42,13 +42,7 @@ public final class PKCS11Key: DigestSigningKey {
         if let problem = location.problems.first { throw KeysError(.pkcs11Failed, "PKCS#11 key: \(problem)") }
         let module = try PKCS11Module.load(location.module)
         let slot = try module.slot(for: location.token)
-        let functions = module.functions.pointee
-        var session: CK_SESSION_HANDLE = 0
-        try module.check(
-            "C_OpenSession",
-            try module.call("C_OpenSession", functions.C_OpenSession) {
-                $0(slot, CKF_SERIAL_SESSION, nil, nil, &session)
-            })
+        let session = try module.openSession(slot)
         // From here on the session is closed again if anything fails.
         do {
             try Self.login(module, session, location)
@@ -97,16 +91,15 @@ public final class PKCS11Key: DigestSigningKey {
             self.loginSession = session
             self.searchTemplate = template
         } catch {
-            _ = functions.C_CloseSession?(session)
+            module.closeSession(session)
             throw error
         }
         try selfTest()
     }
 
     deinit {
-        let functions = module.functions.pointee
-        for session in idle.withLock({ $0 }) { _ = functions.C_CloseSession?(session.handle) }
-        _ = functions.C_CloseSession?(loginSession)
+        for session in idle.withLock({ $0 }) { module.closeSession(session.handle) }
+        module.closeSession(loginSession)
     }
 
     // MARK: Signing
@@ -163,7 +156,7 @@ public final class PKCS11Key: DigestSigningKey {
             try module.check("C_Sign", signed)
         } catch {
             // The session may be broken (token removed, logged out): it is closed rather than reused.
-            _ = functions.C_CloseSession?(session.handle)
+            module.closeSession(session.handle)
             throw KeysError(.signingFailed, "the token could not sign with \(location): \(error)")
         }
         give(back: session)
@@ -172,13 +165,7 @@ public final class PKCS11Key: DigestSigningKey {
 
     private func takeSession() throws -> Session {
         if let session = idle.withLock({ $0.popLast() }) { return session }
-        let functions = module.functions.pointee
-        var handle: CK_SESSION_HANDLE = 0
-        try module.check(
-            "C_OpenSession",
-            try module.call("C_OpenSession", functions.C_OpenSession) {
-                $0(slot, CKF_SERIAL_SESSION, nil, nil, &handle)
-            })
+        let handle = try module.openSession(slot)
         // Logged in already (the login session keeps the token logged in); the key is found again here because
         // some tokens give object handles per session.
         do {
@@ -187,7 +174,7 @@ public final class PKCS11Key: DigestSigningKey {
             }
             return Session(handle: handle, key: key)
         } catch {
-            _ = functions.C_CloseSession?(handle)
+            module.closeSession(handle)
             throw error
         }
     }
@@ -198,7 +185,7 @@ public final class PKCS11Key: DigestSigningKey {
             sessions.append(session)
             return true
         }
-        if !kept { _ = module.functions.pointee.C_CloseSession?(session.handle) }
+        if !kept { module.closeSession(session.handle) }
     }
 
     /// One signature, checked with the public key: the token can sign with this key and the mechanism, and the

@@ -114,6 +114,23 @@ final class PKCS11Module: @unchecked Sendable {
         return tokens
     }
 
+    // MARK: Sessions
+
+    /// A new read-only serial session on `slot`.
+    func openSession(_ slot: CK_SLOT_ID) throws -> CK_SESSION_HANDLE {
+        var session: CK_SESSION_HANDLE = 0
+        let result = try call("C_OpenSession", functions.pointee.C_OpenSession) {
+            $0(slot, CKF_SERIAL_SESSION, nil, nil, &session)
+        }
+        try check("C_OpenSession", result)
+        return session
+    }
+
+    /// Closes a session; nothing to do about a failure (the session is gone either way).
+    func closeSession(_ session: CK_SESSION_HANDLE) {
+        _ = functions.pointee.C_CloseSession?(session)
+    }
+
     // MARK: Calls
 
     /// Calls a function of the table; a module without it gets a clear error instead of a crash.
