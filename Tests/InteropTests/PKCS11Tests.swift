@@ -178,7 +178,7 @@ struct PKCS11Tests {
     }
 
     /// `signet run` with pkcs11 keys, relaying to smtp-sink: every message arrives with both signatures, and both
-    /// verify with dkimpy (RSA and Ed25519) and Mail::DKIM (RSA).
+    /// verify with dkimpy (RSA and Ed25519) and Mail::DKIM (RSA). With both keys in the token, SIGHUP reloads too.
     @Test(.timeLimit(.minutes(3)), arguments: Layout.allCases)
     func relaySignsWithTheToken(layout: Layout) throws {
         let setup = try RelayHarness.Setup("pkcs11-relay")
@@ -254,6 +254,49 @@ struct PKCS11Tests {
         }
         try RelayHarness.expectVerified(arrived, keys: token.keys, in: setup.dir)
         #expect(!relay.output.contains(SoftHSMToken.pin), "the PIN appears in the log")
+        guard layout == .bothInToken else { return }
+
+        // SIGHUP: a key the token does not hold is refused and the running table keeps signing; a good new
+        // configuration (the RSA key under selector rsa2) opens the token again and signs with it.
+        func send(_ name: String) throws -> Data? {
+            let client = try RelayHarness.greetedClient(port)
+            defer { client.close() }
+            let reply = try RelayHarness.sendWithData(client, Mail.message(token: name, body: "Reload \(name).\r\n"))
+            #expect(reply.code == 250, "\(name): \(reply) \(relay.output)")
+            return try RelayHarness.sinkMessages(dumps).first { RelayHarness.token(of: $0) == name }
+        }
+        try yaml.replacingOccurrences(of: "key_label: dkim-rsa", with: "key_label: no-such-key")
+            .write(to: file, atomically: true, encoding: .utf8)
+        kill(relay.process.processIdentifier, SIGHUP)
+        #expect(RelayHarness.wait(seconds: 20) { relay.output.contains("reload refused") }, "\(relay.output)")
+        #expect(
+            relay.output.contains("signing.keys.rsa") && relay.output.contains("no private key labelled 'no-such-key'"))
+        let refused = try #require(try send("after refused reload"))
+        RelayHarness.expectSignedCopy(
+            refused, of: Mail.message(token: "after refused reload", body: "Reload after refused reload.\r\n"),
+            "refused reload")
+        try RelayHarness.expectVerified([refused], keys: token.keys, in: setup.dir, verifiers: [.dkimpy])
+
+        try yaml.replacingOccurrences(of: "selector: rsa\n", with: "selector: rsa2\n")
+            .write(to: file, atomically: true, encoding: .utf8)
+        kill(relay.process.processIdentifier, SIGHUP)
+        #expect(RelayHarness.wait(seconds: 20) { relay.output.contains("configuration reloaded") }, "\(relay.output)")
+        let reloaded = try #require(try send("after reload"))
+        let signatures = Mail.splitSignatures(reloaded).signatures
+        #expect(signatures.count == 2 && signatures.first?.contains("s=rsa2;") == true, "\(signatures)")
+        // rsa2 publishes the same key as rsa; dkimpy checks the token's signature under the new selector.
+        let records = try String(contentsOfFile: token.keys.keyFile, encoding: .utf8)
+        let rsaRecord = try #require(records.split(separator: "\n").first { $0.hasPrefix("rsa._domainkey") })
+        let keyFile = setup.dir.appendingPathComponent("keys-rsa2.txt")
+        try (records + "rsa2" + rsaRecord.dropFirst(3) + "\n").write(to: keyFile, atomically: true, encoding: .utf8)
+        let message = setup.dir.appendingPathComponent("reloaded.eml")
+        try reloaded.write(to: message)
+        let dkimpy = try Tools.run(
+            "/usr/bin/python3",
+            [Tools.interopScripts.appendingPathComponent("dkimpy_verify.py").path, keyFile.path, message.path])
+        let results = VerifierResult.parse(dkimpy.text)
+        #expect(results.filter { $0.selector == "rsa2" }.map(\.result) == ["pass"], "\(dkimpy.text) \(dkimpy.stderr)")
+        #expect(results.filter { $0.selector == "ed" }.map(\.result) == ["pass"], "\(dkimpy.text)")
     }
 
     /// A missing module, a token that is not there, a wrong PIN, a key the token does not hold and a PIN file
