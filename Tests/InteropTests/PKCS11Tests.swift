@@ -187,6 +187,7 @@ struct PKCS11Tests {
         let (sink, sinkPort, dumps) = try E2E.startSink(setup.dir)
         defer { sink.stop() }
         let port = E2E.freePort()
+        let metricsPort = ObservabilityEndToEndTests.freePort()
         let rsa = """
                 rsa:
                   domain: example.com
@@ -211,7 +212,7 @@ struct PKCS11Tests {
         let yaml = """
             listen: [127.0.0.1:\(port)]
             next_hop: 127.0.0.1:\(sinkPort)
-            metrics_listen: ""
+            metrics_listen: 127.0.0.1:\(metricsPort)
             state_directory: \(setup.dir.appendingPathComponent("state").path)
             signing:
               backend: pkcs11
@@ -254,6 +255,19 @@ struct PKCS11Tests {
         }
         try RelayHarness.expectVerified(arrived, keys: token.keys, in: setup.dir)
         #expect(!relay.output.contains(SoftHSMToken.pin), "the PIN appears in the log")
+        // Counted per key and backend.
+        let samples = ObservabilityEndToEndTests.samples(
+            try ObservabilityEndToEndTests.get("/metrics", port: metricsPort).body)
+        for (algorithm, selector, backend) in [
+            ("rsa-sha256", "rsa", "pkcs11"), ("ed25519-sha256", "ed", layout == .bothInToken ? "pkcs11" : "agent"),
+        ] {
+            let name =
+                "signet_signatures_total{algorithm=\"\(algorithm)\",backend=\"\(backend)\",domain=\"example.com\","
+                + "result=\"success\",selector=\"\(selector)\"}"
+            #expect(
+                samples[name] == Double(sent.count),
+                "\(name): \(samples.filter { $0.key.hasPrefix("signet_signatures") })")
+        }
         guard layout == .bothInToken else { return }
 
         // SIGHUP: a key the token does not hold is refused and the running table keeps signing; a good new
