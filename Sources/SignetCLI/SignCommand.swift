@@ -16,6 +16,8 @@ struct SignCommand: ParsableCommand {
             Ed25519 key. The algorithm follows from each key unless given. Bare LF line endings are converted
             to CRLF, and the output is exactly the message that was signed.
             Example: signet sign --domain example.com --selector s1 --key s1.pem < in.eml > out.eml
+            A key in a PKCS#11 token (RFC 7512 URI; the PIN comes from a file or, with env:NAME, a variable):
+              --key 'pkcs11:token=signet;object=dkim?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/signet/pin'
             """
     )
 
@@ -25,7 +27,8 @@ struct SignCommand: ParsableCommand {
     @Option(help: "Selector (s=); repeat for several signatures.")
     var selector: [String]
 
-    @Option(help: "Private key file (PEM) for the selector in the same position.")
+    @Option(
+        help: "Private key file (PEM), or a pkcs11: URI for a key in a token, for the selector in the same position.")
     var key: [String]
 
     @Option(help: "rsa-sha256 or ed25519-sha256 for the selector in the same position (default: from the key).")
@@ -93,12 +96,13 @@ struct SignCommand: ParsableCommand {
 
         var signers: [DKIMSigner] = []
         for (index, selector) in selector.enumerated() {
-            let privateKey = try loadKey(key[index])
+            let signingKey = try loadSigningKey(key[index])
             let algorithm = index < self.algorithm.count ? try parseAlgorithm(self.algorithm[index]) : nil
             do {
                 signers.append(
                     try DKIMSigner(
-                        domain: domain, selector: selector, key: privateKey, algorithm: algorithm, options: options)
+                        signingKey: signingKey, domain: domain, selector: selector, algorithm: algorithm,
+                        options: options)
                 )
             } catch {
                 throw CLIError("\(error)")
