@@ -281,6 +281,9 @@ if Context.environment["SIGNET_FUZZ"] != nil {
         ("DKIMTagFuzzer", ["DKIMCore"]),
         ("BodyHashFuzzer", ["DKIM", "DKIMCore"]),
         ("SRSFuzzer", ["SRS"]),
+        ("AuthResultsFuzzer", ["MailAuth"]),
+        ("MailAuthRecordFuzzer", ["MailAuth"]),
+        ("ARCHeaderFuzzer", ["ARC", "MailMessage"]),
     ]
     for (name, dependencies) in fuzzers {
         package.targets.append(
