@@ -288,15 +288,38 @@ struct CheckConfigCommand: ParsableCommand {
     @Argument(help: "The YAML configuration file.")
     var file: String
 
+    /// With an agent in its own container (`signing.agent_socket`), the agent's key files are in that container,
+    /// not here: such keys (agent backend, file absent) are left to the agent, which checks them when it starts.
+    /// A key file that is present is still checked.
+    static func withoutExternalAgentKeys(_ signing: RelayConfiguration.Signing) -> (RelayConfiguration.Signing, [String]) {
+        guard signing.agentSocket != nil else { return (signing, []) }
+        var result = signing
+        let external = signing.keys.filter { name, entry in
+            signing.backend(of: entry) == .agent && !FileManager.default.fileExists(atPath: entry.keyFile)
+        }.keys.sorted()
+        for name in external { result.keys.removeValue(forKey: name) }
+        result.table = result.table.compactMap { rule in
+            var rule = rule
+            rule.keys.removeAll { external.contains($0) }
+            return rule.keys.isEmpty ? nil : rule
+        }
+        return (result, external)
+    }
+
     func run() throws {
         let configuration = try RunCommand.resolve(
             file: file, listen: [], nextHop: nil, domain: nil, selectors: [], keys: [], algorithms: [],
             stateDirectory: nil, logger: Logger(label: "signet", factory: { _ in SwiftLogNoOpLogHandler() }))
         do {
-            let table = try SigningTable(configuration.signing)
+            let (signing, external) = Self.withoutExternalAgentKeys(configuration.signing)
+            let table = try SigningTable(signing)
             let security = try configuration.checkSecurityFiles()
             if configuration.srs.mode != .off { _ = try configuration.srs.resolvedSecrets() }
-            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security)")
+            var agent = ""
+            if let socket = configuration.signing.agentSocket, !external.isEmpty {
+                agent = "; keys held by the signer agent at \(socket), not readable here: \(external.joined(separator: ", "))"
+            }
+            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security)\(agent)")
         } catch {
             throw CLIError("invalid configuration in \(file):\n\(error)")
         }
