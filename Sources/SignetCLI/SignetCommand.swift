@@ -19,7 +19,7 @@ public struct SignetCommand: AsyncParsableCommand {
               signet srs         SRS forward/reverse of envelope senders, and a Postfix look-up service
             See README.md for a walk-through.
             """,
-        subcommands: [RunCommand.self, CheckConfigCommand.self, SignerCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self, SealCommand.self, SRSCommand.self]
+        subcommands: [RunCommand.self, CheckConfigCommand.self, SignerCommand.self, KeygenCommand.self, DNSRecordCommand.self, SignCommand.self, VerifyCommand.self, SealCommand.self, SRSCommand.self, KeysCommand.self]
     )
 
     public init() {}
