@@ -46,6 +46,10 @@ k8s-check: deps ## validate k8s/ offline (pinned kubernetes-validate) and check-
 run: release ## start the relay's first-run default: 127.0.0.1:10025, development key, mail captured in signet-state/captured
 	$(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)/signet run
 
+.PHONY: test-sanitize
+test-sanitize: deps ## the in-process test suites under ASan, UBSan and TSan (SANITIZERS=, FILTER= to narrow)
+	scripts/test-sanitize.sh
+
 .PHONY: fuzz
 fuzz: deps ## libFuzzer + AddressSanitizer on every parser of untrusted bytes, FUZZ_SECONDS each (default 60)
 	scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
