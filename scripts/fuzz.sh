@@ -7,18 +7,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+# FUZZ_CONFIGURATION=release: optimized harnesses (several times the executions per second) for long runs.
+configuration=${FUZZ_CONFIGURATION:-debug}
 scratch=.build-fuzz
+[ "$configuration" = debug ] || scratch=.build-fuzz-$configuration
 fuzzers=(
     SMTPFramerFuzzer SMTPReplyFuzzer DotStuffingFuzzer MessageHeaderFuzzer DKIMTagFuzzer BodyHashFuzzer SRSFuzzer
     AuthResultsFuzzer MailAuthRecordFuzzer ARCHeaderFuzzer
 )
 # gold stops with an internal error on the sanitizer runtime's symbols; the toolchain's lld links them.
-flags=(--scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld)
+flags=(-c "$configuration" --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld)
 for fuzzer in "${fuzzers[@]}"; do
     SIGNET_FUZZ=1 swift build "${flags[@]}" --product "$fuzzer"
 done
 bin=$(SIGNET_FUZZ=1 swift build "${flags[@]}" --show-bin-path)
 failed=()
+total=0
 for fuzzer in "${fuzzers[@]}"; do
     corpus=$scratch/corpus/$fuzzer
     artifacts=$scratch/artifacts/$fuzzer
@@ -32,10 +36,19 @@ for fuzzer in "${fuzzers[@]}"; do
     else
         grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$scratch/$fuzzer.log" | tr '\n' ' '
         echo
+        executions=$(awk '/^stat::number_of_executed_units/ {print $2}' "$scratch/$fuzzer.log")
+        total=$((total + ${executions:-0}))
     fi
 done
+# FUZZ_MERGE=1: keep what this run found in the repository's seed corpora (only inputs that add coverage).
+if [ "${FUZZ_MERGE:-0}" = 1 ]; then
+    for fuzzer in "${fuzzers[@]}"; do
+        SWIFT_BACKTRACE=enable=no "$bin/$fuzzer" -merge=1 "Fuzz/Corpus/$fuzzer" "$scratch/corpus/$fuzzer" \
+            2>>"$scratch/$fuzzer.log" || true
+    done
+fi
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: failed: ${failed[*]} (inputs in $scratch/artifacts/)" >&2
     exit 1
 fi
-echo "fuzz: ${#fuzzers[@]} fuzzers ran $seconds s each without a finding"
+echo "fuzz: ${#fuzzers[@]} fuzzers ran $seconds s each without a finding ($total executions in all)"
