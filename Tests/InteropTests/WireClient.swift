@@ -24,8 +24,8 @@ final class WireClient: @unchecked Sendable {
     private var inbox: [UInt8] = []
     private var closed = false
 
-    init(port: Int, timeout: Double = 60) throws {
-        fd = try Tools.connectToLoopback(port: port, timeout: timeout)
+    init(port: Int, timeout: Double = 60, from: String? = nil) throws {
+        fd = try Tools.connectToLoopback(port: port, timeout: timeout, from: from)
     }
 
     deinit { close() }

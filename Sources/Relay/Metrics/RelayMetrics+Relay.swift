@@ -26,7 +26,13 @@ extension RelayMetrics {
         if reply.isTransientFailure {
             tempfailed(.localError)
         } else {
-            rejected(reply.code == 552 ? .tooLarge : .malformed)
+            if reply.code == 552 {
+                let header = reply.lines.first?.hasPrefix(InboundSession.headerLimitText) == true
+                rejected(header ? .headerTooLarge : .tooLarge)
+                limitExceeded(header ? "header_size" : "message_size")
+            } else {
+                rejected(.malformed)
+            }
         }
     }
 
