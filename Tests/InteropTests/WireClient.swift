@@ -43,6 +43,12 @@ final class WireClient: @unchecked Sendable {
         close()
     }
 
+    /// Sets SO_RCVBUF: a small receive window makes a server's replies back up sooner.
+    func setReceiveBuffer(_ bytes: Int32) {
+        var size = bytes
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     func send(_ bytes: [UInt8]) throws {
         var done = 0
         while done < bytes.count {

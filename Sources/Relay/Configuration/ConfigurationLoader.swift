@@ -80,10 +80,12 @@ public enum ConfigurationLoader {
         for (name, value) in [
             ("limits.max_connections", limits.maxConnections), ("limits.max_message_size", limits.maxMessageSize),
             ("limits.max_recipients", limits.maxRecipients), ("limits.spool_threshold", limits.spoolThreshold),
-            ("limits.max_connections_per_client", limits.maxConnectionsPerClient),
             ("limits.max_header_size", limits.maxHeaderSize), ("limits.max_header_fields", limits.maxHeaderFields),
         ] where value <= 0 {
             problems.append("\(name): must be positive, not \(value)")
+        }
+        if limits.maxConnectionsPerClient < 0 {
+            problems.append("limits.max_connections_per_client: must be 0 (no limit) or positive")
         }
         return problems
     }

@@ -118,8 +118,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// Concurrent client connections; more get 421 at connect.
         public var maxConnections = 1000
         /// Concurrent connections from one client IP address; more from it get 421 4.7.0 at connect, so one
-        /// client cannot take every slot of `maxConnections`.
-        public var maxConnectionsPerClient = 100
+        /// client cannot take every slot of `maxConnections`. 0: no limit (the default: Signet usually sits
+        /// behind one MTA, whose connections all come from one address).
+        public var maxConnectionsPerClient = 0
         /// Largest message accepted, advertised as SIZE.
         public var maxMessageSize = 50 * 1024 * 1024
         /// Recipients per transaction (RFC 5321 §4.5.3.1.8 asks for at least 100).

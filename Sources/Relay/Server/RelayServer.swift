@@ -243,7 +243,7 @@ public final class RelayServer: Service, Sendable {
             refusal = SMTPReply(code: 554, EnhancedStatusCode(5, 7, 1), "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
         } else if count > configuration.limits.maxConnections {
             refusal = SMTPReply(code: 421, EnhancedStatusCode(4, 7, 0), "\(configuration.hostname) too many connections, try again later")
-        } else if fromClient > configuration.limits.maxConnectionsPerClient {
+        } else if configuration.limits.maxConnectionsPerClient > 0 && fromClient > configuration.limits.maxConnectionsPerClient {
             refusal = SMTPReply(
                 code: 421, EnhancedStatusCode(4, 7, 0),
                 "\(configuration.hostname) too many connections from \(clientAddress), try again later")
