@@ -29,7 +29,6 @@ extension RelayMetrics {
             if reply.code == 552 {
                 let header = reply.lines.first?.hasPrefix(InboundSession.headerLimitText) == true
                 rejected(header ? .headerTooLarge : .tooLarge)
-                limitExceeded(header ? "header_size" : "message_size")
             } else {
                 rejected(.malformed)
             }

@@ -30,9 +30,9 @@ public final class RelayMetrics: Sendable {
         .init(
             name: "signet_limits_exceeded_total",
             help:
-                "Client actions refused or ended by a configured limit, by limit (recipients, message_size, "
-                + "header_size, command_timeout, data_timeout); connection limits are in signet_connections_refused_total."
-        ),
+                "Client actions refused or ended by a configured limit, by limit (recipients, command_timeout, "
+                + "data_timeout); connection limits are counted in signet_connections_refused_total, size and header "
+                + "limits in signet_messages_rejected_total."),
         .init(name: "signet_connections_active", help: "SMTP client connections open now."),
         .init(name: "signet_tls_handshakes_total", help: "Inbound TLS handshakes, by result."),
         .init(name: "signet_auth_attempts_total", help: "SMTP AUTH attempts, by result (success, failure)."),
