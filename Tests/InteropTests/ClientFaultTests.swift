@@ -35,7 +35,8 @@ struct ClientFaultTests {
 
         /// One sample of /metrics, 0 when absent, e.g. `signet_limits_exceeded_total{limit="recipients"}`.
         func metric(_ name: String) throws -> Double {
-            let samples = ObservabilityEndToEndTests.samples(try ObservabilityEndToEndTests.get("/metrics", port: metricsPort).body)
+            let samples = ObservabilityEndToEndTests.samples(
+                try ObservabilityEndToEndTests.get("/metrics", port: metricsPort).body)
             return samples[name] ?? 0
         }
     }
@@ -69,7 +70,8 @@ struct ClientFaultTests {
                 if client.closedByPeer(within: 0.4) { ended = true; break }
             }
             let seconds = Date().timeIntervalSince(started)
-            #expect(ended, "\(phase): the relay still held the trickling connection after \(Int(seconds)) s, \(sent) bytes")
+            #expect(
+                ended, "\(phase): the relay still held the trickling connection after \(Int(seconds)) s, \(sent) bytes")
             #expect(seconds < 8, "\(phase): ended after \(seconds) s for a 3 s timeout")
             print("slowloris in \(phase): ended after \(String(format: "%.1f", seconds)) s and \(sent) bytes")
         }
@@ -107,7 +109,8 @@ struct ClientFaultTests {
         let count = 100_000
         // A long (valid) name makes each command 256 octets: 25 MB in all, more than the socket buffers on the way
         // in can hold once the relay stops reading.
-        let name = (0..<4).map { String(repeating: Character(UnicodeScalar(UInt8(ascii: "a") + UInt8($0))), count: 60) }
+        let name =
+            (0..<4).map { String(repeating: Character(UnicodeScalar(UInt8(ascii: "a") + UInt8($0))), count: 60) }
             .joined(separator: ".") + ".example.com"
         let line = Array("EHLO \(name)\r\n".utf8)
         final class Progress: @unchecked Sendable {
@@ -174,7 +177,9 @@ struct ClientFaultTests {
             limit.rlim_cur = min(limit.rlim_max, 32768)
             setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
-        try #require(limit.rlim_cur >= 16384, "ulimit -n is \(limit.rlim_cur) (hard \(limit.rlim_max)); 10,000 connections need 16384")
+        try #require(
+            limit.rlim_cur >= 16384,
+            "ulimit -n is \(limit.rlim_cur) (hard \(limit.rlim_max)); 10,000 connections need 16384")
         let setup = try H.Setup("client-10k")
         defer { setup.remove() }
         // signet inherits the raised descriptor limit from this process.
@@ -206,7 +211,9 @@ struct ClientFaultTests {
             }
         }
         let seconds = Date().timeIntervalSince(started)
-        print("10,000 connections: \(greeted) greeted, \(refused) refused with 421 4.7.0 in \(String(format: "%.1f", seconds)) s")
+        print(
+            "10,000 connections: \(greeted) greeted, \(refused) refused with 421 4.7.0 in \(String(format: "%.1f", seconds)) s"
+        )
         #expect(greeted == 2000, "greeted \(greeted)")
         #expect(refused == total - 2000, "refused \(refused); other: \(other.prefix(5))")
         #expect(seconds < 60, "\(seconds) s to open \(total) connections")
@@ -239,7 +246,8 @@ struct ClientFaultTests {
         let mine = try (0..<5).map { _ in try H.greetedClient(relay.port) }
         let sixth = try WireClient(port: relay.port, timeout: 10)
         let refusal = try sixth.reply()
-        #expect(refusal.code == 421 && refusal.text.contains("4.7.0") && refusal.text.contains("127.0.0.1"), "\(refusal)")
+        #expect(
+            refusal.code == 421 && refusal.text.contains("4.7.0") && refusal.text.contains("127.0.0.1"), "\(refusal)")
         #expect(sixth.closedByPeer(within: 5))
         // Another address is served while 127.0.0.1 is at its limit.
         let neighbour = try WireClient(port: relay.port, timeout: 10, from: "127.0.0.2")
@@ -274,7 +282,8 @@ struct ClientFaultTests {
         let fine = withExtraFields("fine", (0..<20).map { "X-Filler-\($0): \($0)" })
         for (what, message) in [("41+ fields", manyFields), ("5 kB header", bigHeader)] {
             let reply = try H.sendWithData(client, message)
-            #expect(reply.code == 552 && reply.text.contains("5.3.4") && reply.text.contains("header"), "\(what): \(reply)")
+            #expect(
+                reply.code == 552 && reply.text.contains("5.3.4") && reply.text.contains("header"), "\(what): \(reply)")
         }
         #expect(try H.sendWithData(client, fine).code == 250)
         // Recipients: the third of two gets 452 4.5.3.

@@ -91,7 +91,9 @@ struct CrashSafetyTests {
             kill(pid, SIGKILL)
             relay.process.waitUntilExit()
             let sofar = log.lock.withLock { log.replies.count }
-            kills.append("kill \(generation) at \(String(format: "%.1f", Date().timeIntervalSince(started))) s after \(sofar) answers")
+            kills.append(
+                "kill \(generation) at \(String(format: "%.1f", Date().timeIntervalSince(started))) s after \(sofar) answers"
+            )
             relay = try startRelay(generation)
             try RelayEndToEndTests.waitForPort(port)
         }
@@ -125,7 +127,8 @@ struct CrashSafetyTests {
                 let clientIndex = token.split(separator: "-").first.flatMap({ Int($0.dropFirst()) })
             else { continue }
             let size = [300, 5000, 60_000, 200_000][(clientIndex + parts) % 4]
-            H.expectSignedCopy(content, of: Mail.message(token: token, body: Mail.body(bytes: size, seed: parts)), token)
+            H.expectSignedCopy(
+                content, of: Mail.message(token: token, body: Mail.body(bytes: size, seed: parts)), token)
         }
         try H.expectVerified(Array(contents.values.prefix(30)), keys: setup.keys, in: setup.dir, verifiers: [.dkimpy])
         #expect(acknowledged.count > clients * perClient / 2, "only \(acknowledged.count) messages got 250")

@@ -60,7 +60,9 @@ struct FaultInjectionTests {
             let greeting = try client.reply()
             told.append("\(greeting.code)")
             guard greeting.code == 220 else { return told }
-            for command in ["EHLO client.example.com", "MAIL FROM:<alice@example.com>", "RCPT TO:<bob@example.org>", "DATA"] {
+            for command in [
+                "EHLO client.example.com", "MAIL FROM:<alice@example.com>", "RCPT TO:<bob@example.org>", "DATA",
+            ] {
                 let reply = try client.command(command)
                 told.append(reply.lines.last.map { String($0.prefix(60)) } ?? "?")
                 guard reply.isPositive else { return told }
@@ -95,7 +97,9 @@ struct FaultInjectionTests {
         all.append(Case(fault: "dot 4xx", outcome: 4))
         all.append(Case(fault: "dot 5xx", outcome: 5))
         // Slow within the timeouts (2 s for a command, 3 s for the end of data): relayed.
-        for step in ["greeting", "ehlo", "mail", "rcpt", "data"] { all.append(Case(fault: "\(step) slow 1", outcome: 2)) }
+        for step in ["greeting", "ehlo", "mail", "rcpt", "data"] {
+            all.append(Case(fault: "\(step) slow 1", outcome: 2))
+        }
         all.append(Case(fault: "dot slow 1.5", outcome: 2))
         // Slower than the timeouts: 4xx in time, and the late reply is never taken as delivery.
         all.append(Case(fault: "mail slow 4", outcome: 4))
@@ -155,7 +159,9 @@ struct FaultInjectionTests {
             if !relay.process.isRunning { break }
         }
         let seconds = Date().timeIntervalSince(started)
-        print("fault table (\(Self.cases.count) faults in \(String(format: "%.1f", seconds)) s):\n" + table.joined(separator: "\n"))
+        print(
+            "fault table (\(Self.cases.count) faults in \(String(format: "%.1f", seconds)) s):\n"
+                + table.joined(separator: "\n"))
         #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
 
         // The contract, from both ends' records.
@@ -165,7 +171,8 @@ struct FaultInjectionTests {
         for (token, answer) in told {
             let (complete, acked) = record.messages(token: token)
             if Self.outcome(answer) == 2 {
-                #expect(acked.count == 1, "\(token): 250 to the client, acknowledged \(acked.count) times by the next hop")
+                #expect(
+                    acked.count == 1, "\(token): 250 to the client, acknowledged \(acked.count) times by the next hop")
                 #expect(complete.count == 1, "\(token): 250 to the client, received complete \(complete.count) times")
                 if let number = acked.first, let wire = record.contents[number], let original = sent[token] {
                     let content = Data(try RelayLimitsTests().unstuffed(wire))
@@ -221,7 +228,8 @@ struct FaultInjectionTests {
     static func startHop(_ dir: URL) throws -> (RelayEndToEndTests.Running, Int) {
         let port = RelayEndToEndTests.freePort()
         let hop = try RelayEndToEndTests.Running(
-            "/usr/bin/python3", [Tools.interopScripts.appendingPathComponent("faulty_hop.py").path, "\(port)", dir.path],
+            "/usr/bin/python3",
+            [Tools.interopScripts.appendingPathComponent("faulty_hop.py").path, "\(port)", dir.path],
             log: dir.appendingPathComponent("hop.log"))
         hop.killAtOnce = true
         guard H.wait(seconds: 20, { hop.output.contains("ready") }) else {

@@ -46,7 +46,8 @@ struct SecurityTests {
         #expect(refused.code == 535, "wrong password: \(refused)")
         #expect(try client.command("MAIL FROM:<alice@example.com>").code == 530)
         let swaksWrong = try RelayEndToEndTests.swaks(
-            port, ["--local-interface", "127.0.0.2", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "nope"])
+            port,
+            ["--local-interface", "127.0.0.2", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "nope"])
         #expect(swaksWrong.status != 0)
         let swaksRight = try RelayEndToEndTests.swaks(
             port,
@@ -98,6 +99,20 @@ struct SecurityTests {
         #expect(try H.sendWithData(client, message).code == 250)
         #expect(try client.command("QUIT").code == 221)
 
+        // A session whose only XCLIENT carries a line break: had it been taken, its HELO would go out raw in the
+        // EHLO that follows XCLIENT downstream, and "RCPT TO:<victim...>" would be a command at the next hop.
+        let second = try H.greetedClient(port)
+        let injected = try second.command("XCLIENT HELO=foo+0D+0ARCPT+20TO:<victim@example.net>")
+        #expect(injected.code == 501, "\(injected)")
+        // No EHLO of its own after XCLIENT (that would replace the HELO name): straight to the transaction.
+        let secondMessage = Mail.message(token: "xclient-2", body: "Second.\r\n")
+        if injected.code == 220 {
+            _ = try? H.sendWithData(second, secondMessage)
+        } else {
+            #expect(try H.sendWithData(second, secondMessage).code == 250)
+        }
+        #expect(try second.command("QUIT").code == 221)
+
         let record = try FaultInjectionTests.HopRecord(hopDir)
         let lines = record.events.compactMap(\.line)
         for line in lines {
@@ -107,10 +122,11 @@ struct SecurityTests {
         }
         #expect(lines.contains { $0.hasPrefix("XCLIENT") && $0.contains("192.0.2.1") }, "\(lines)")
         let delivered = record.contents.values.map { Data((try? RelayLimitsTests().unstuffed($0)) ?? []) }
-        #expect(delivered.count == 1)
+        #expect(delivered.count == 2)
         for content in delivered {
             #expect(!String(decoding: content, as: UTF8.self).contains("victim"))
-            H.expectSignedCopy(content, of: message, "after XCLIENT")
+            H.expectSignedCopy(
+                content, of: H.token(of: content) == "xclient" ? message : secondMessage, "after XCLIENT")
         }
         try H.expectVerified(delivered, keys: setup.keys, in: setup.dir, verifiers: [.dkimpy])
     }

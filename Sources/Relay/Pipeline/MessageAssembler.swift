@@ -66,7 +66,7 @@ struct MessageAssembler {
                 hashers?.update(body)
             }
         } catch {
-            if let error = error as? MailMessageError, error.code == .headerTooLarge || error.code == .tooManyHeaderFields {
+            if error.code == .headerTooLarge || error.code == .tooManyHeaderFields {
                 headerLimitExceeded = error
             }
             markUnsigned(.unparsableHeader, "\(error)")
