@@ -130,4 +130,81 @@ struct SecurityTests {
         }
         try H.expectVerified(delivered, keys: setup.keys, in: setup.dir, verifiers: [.dkimpy])
     }
+
+    /// SRS rewrites the envelope sender (forward) and recipients (reverse). No line break can reach an address:
+    /// a bare CR in a command is refused, an encoded one in an SRS0 recipient is only text, and a sender whose
+    /// quoted local part looks like a header line stays one MAIL line. The next hop gets no injected line and the
+    /// signature verifies.
+    @Test func srsAddressesCarryNoLineBreaks() throws {
+        let setup = try H.Setup("security-srs")
+        defer { setup.remove() }
+        let hopDir = try setup.subdirectory("hop")
+        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
+        defer { hop.stop() }
+        let secrets = setup.dir.appendingPathComponent("srs-secrets")
+        try "injection test secret\n".write(to: secrets, atomically: true, encoding: .utf8)
+        let config = setup.dir.appendingPathComponent("signet.yaml")
+        try """
+        srs:
+          mode: both
+          domain: fwd.example
+          secrets_file: \(secrets.path)
+          local_domains: [example.com]
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let port = RelayEndToEndTests.freePort()
+        let relay = try RelayEndToEndTests.Running(
+            try Tools.signet,
+            [
+                "run", "--config", config.path, "--listen", "127.0.0.1:\(port)", "--next-hop", "127.0.0.1:\(hopPort)",
+                "--domain", "example.com", "--selector", "rsa", "--key", setup.keys.rsa, "--selector", "ed", "--key",
+                setup.keys.ed, "--state-dir", setup.dir.appendingPathComponent("state").path, "--metrics-listen", "",
+            ],
+            log: setup.dir.appendingPathComponent("signet.log"))
+        defer { relay.stop() }
+        try RelayEndToEndTests.waitForPort(port)
+        let client = try H.greetedClient(port)
+
+        // A bare CR inside the sender: a control byte in a command line, refused before SRS sees it.
+        try client.send("MAIL FROM:<\"evil\rBcc: victim@example.net\"@orig.example>\r\n")
+        let bareCR = try client.reply()
+        #expect(bareCR.code >= 500 && bareCR.code < 600, "bare CR in MAIL: \(bareCR)")
+        #expect(try client.command("RSET").code == 250)
+        // An SRS0 recipient with an encoded line break in it is only text: refused (bad hash) or passed as text.
+        #expect(try client.command("MAIL FROM:<alice@orig.example>").code == 250)
+        let forged = try client.command("RCPT TO:<SRS0=AAAA=AA=orig.example=a%0D%0ABcc:victim@fwd.example>")
+        #expect(forged.code != 250 || !forged.text.contains("\r"), "\(forged)")
+        #expect(try client.command("RSET").code == 250)
+        // A sender whose quoted local part looks like a header line: one MAIL line downstream (Signet's SRS leaves
+        // quoted local parts as they are), relayed, signed.
+        let message = Mail.message(token: "srs-injection", body: "Forwarded.\r\n")
+        let replies = try client.pipeline(
+            Array(
+                "MAIL FROM:<\"x Bcc: victim@example.net\"@orig.example>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8),
+            replies: 3)
+        #expect(replies.map(\.code) == [250, 250, 354], "\(replies)")
+        let end = try client.pipeline(Mail.dotStuffed(message), replies: 1)[0]
+        #expect(end.code == 250, "\(end)")
+        #expect(try client.command("QUIT").code == 221)
+
+        let record = try FaultInjectionTests.HopRecord(hopDir)
+        let lines = record.events.compactMap(\.line)
+        for line in lines {
+            #expect(!line.dropLast(2).contains("\r") && !line.dropLast(1).contains("\n"), "\(line.debugDescription)")
+            #expect(!line.hasPrefix("Bcc"), "an injected line reached the next hop: \(line.debugDescription)")
+        }
+        let mails = lines.filter { $0.hasPrefix("MAIL FROM:") }
+        // SRS is at work here: the plain forwarded sender was rewritten.
+        #expect(
+            mails.contains { $0.contains("SRS0=") && $0.contains("orig.example") && $0.contains("@fwd.example>") },
+            "\(mails)")
+        #expect(mails.filter { $0.contains("x Bcc: victim") }.count == 1, "\(mails)")
+        let delivered = record.contents.values.map { Data((try? RelayLimitsTests().unstuffed($0)) ?? []) }
+        #expect(delivered.count == 1)
+        for content in delivered {
+            #expect(!String(decoding: content, as: UTF8.self).contains("victim"))
+            H.expectSignedCopy(content, of: message, "SRS-rewritten message")
+        }
+        try H.expectVerified(delivered, keys: setup.keys, in: setup.dir, verifiers: [.dkimpy])
+        #expect(relay.process.isRunning)
+    }
 }
