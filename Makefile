@@ -46,6 +46,14 @@ k8s-check: deps ## validate k8s/ offline (pinned kubernetes-validate) and check-
 run: release ## start the relay's first-run default: 127.0.0.1:10025, development key, mail captured in signet-state/captured
 	$(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)/signet run
 
+.PHONY: fuzz
+fuzz: deps ## libFuzzer + AddressSanitizer on every parser of untrusted bytes, FUZZ_SECONDS each (default 60)
+	scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+
+.PHONY: fuzz-smoke
+fuzz-smoke: deps ## the same fuzzers for 10 s each (CI)
+	scripts/fuzz.sh 10
+
 .PHONY: bench
 bench: deps ## micro benchmarks next to openssl speed, then the end-to-end comparison (load → Signet / Postfix+OpenDKIM / Postfix+rspamd → sink)
 	scripts/bench.sh

@@ -27,6 +27,11 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // PKCS#11 header only (p11-kit's pkcs11.h); the module itself is dlopen()ed from the configured path.
+        .systemLibrary(
+            name: "CPKCS11",
+            providers: [.apt(["libp11-kit-dev"])]
+        ),
         .systemLibrary(
             name: "CCrypt",
             pkgConfig: "libxcrypt",
@@ -42,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "Keys",
-            dependencies: ["COpenSSL"]
+            dependencies: ["COpenSSL", "CPKCS11"]
         ),
         .target(name: "SRS", dependencies: ["Keys"]),
         // Verification: DNS (static zone, libunbound), DKIM results, SPF, DMARC, Authentication-Results.
@@ -276,6 +281,9 @@ if Context.environment["SIGNET_FUZZ"] != nil {
         ("DKIMTagFuzzer", ["DKIMCore"]),
         ("BodyHashFuzzer", ["DKIM", "DKIMCore"]),
         ("SRSFuzzer", ["SRS"]),
+        ("AuthResultsFuzzer", ["MailAuth"]),
+        ("MailAuthRecordFuzzer", ["MailAuth"]),
+        ("ARCHeaderFuzzer", ["ARC", "MailMessage"]),
     ]
     for (name, dependencies) in fuzzers {
         package.targets.append(

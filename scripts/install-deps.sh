@@ -6,8 +6,9 @@
 set -euo pipefail
 
 packages=(
-    # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator, libxcrypt for AUTH's crypt(3)
-    pkg-config libssl-dev libjemalloc-dev libcrypt-dev
+    # build: system OpenSSL 3 for COpenSSL, jemalloc for the relay's allocator, libxcrypt for AUTH's crypt(3),
+    # p11-kit's pkcs11.h for CPKCS11 (the header only: PKCS#11 modules are dlopen()ed)
+    pkg-config libssl-dev libjemalloc-dev libcrypt-dev libp11-kit-dev
     # DNS for verification (MailAuth's UnboundResolver)
     libunbound-dev
 )
@@ -28,6 +29,8 @@ packages=(
     libmail-dmarc-perl
     # swaks --tls (installed without recommends, so named here)
     libnet-ssleay-perl libio-socket-ssl-perl
+    # a PKCS#11 token for the pkcs11 signing backend's tests (softhsm2-util makes tokens and imports keys)
+    softhsm2
     # promtool (`check metrics` on the live /metrics, `check rules` on k8s/) for the observability tests
     prometheus
     # a real authoritative DNS server and DNSSEC zone signing for the libunbound tests

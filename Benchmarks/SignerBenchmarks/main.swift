@@ -1,6 +1,8 @@
 // Signatures per second through each signing backend on this machine, for `make bench` and docs/performance.md:
 //   in-process: the relay's way without an agent, a NIOThreadPool of one thread per core;
-//   agent:      `signet signer` as a child on a socketpair, requests over the binary protocol, `inflight` at once.
+//   agent:      `signet signer` as a child on a socketpair, requests over the binary protocol, `inflight` at once;
+//   pkcs11:     the same key imported into a SoftHSM2 token made for the run (when softhsm2 is installed), C_Sign on
+//               the same kind of thread pool, one PKCS#11 session per thread.
 // Usage: SignerBenchmarks SIGNET_BINARY [seconds] [rsa|ed25519]
 import Foundation
 import Keys
@@ -61,7 +63,8 @@ try await pool.shutdownGracefully()
 
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let supervisor = SignerAgentSupervisor(
-    group: group, timeout: .seconds(30), metrics: RelayMetrics(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+    group: group, timeout: .seconds(30), metrics: RelayMetrics(),
+    logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
 try await supervisor.start(.init(executable: signet, keyFiles: ["k": keyFile], user: nil))
 let agent = try await measure { digest in
     try await supervisor.sign(keyID: "k", algorithm: algorithm, digest: digest)
@@ -75,8 +78,76 @@ let agentVerified = try await measure { digest in
 }
 try await group.shutdownGracefully()
 
+/// The key in a fresh SoftHSM2 token in `directory`, or nil (with the reason on stderr) without softhsm2.
+func tokenKey() throws -> PKCS11Key? {
+    let module = "/usr/lib/softhsm/libsofthsm2.so"
+    let tool = "/usr/bin/softhsm2-util"
+    guard FileManager.default.fileExists(atPath: module), FileManager.default.fileExists(atPath: tool) else {
+        FileHandle.standardError.write(Data("pkcs11: skipped, softhsm2 is not installed\n".utf8))
+        return nil
+    }
+    let tokens = directory.appendingPathComponent("tokens")
+    try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
+    let config = directory.appendingPathComponent("softhsm2.conf").path
+    try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n"
+        .write(toFile: config, atomically: true, encoding: .utf8)
+    // Read by the module when it is loaded, which happens below, after this.
+    setenv("SOFTHSM2_CONF", config, 1)
+    let pin = "1234"
+    for arguments in [
+        ["--init-token", "--free", "--label", "bench", "--pin", pin, "--so-pin", "5678"],
+        ["--import", keyFile, "--token", "bench", "--label", "k", "--id", "01", "--pin", pin],
+    ] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw BenchmarkError.badSignature }
+    }
+    setenv("SIGNET_BENCH_PIN", pin, 1)
+    return try PKCS11Key(
+        PKCS11KeyLocation(
+            module: module, token: .label("bench"), keyLabel: "k", keyID: nil, pin: .environment("SIGNET_BENCH_PIN")))
+}
+
+var tokenResults: (plain: Double, checked: Double)?
+if let token = try tokenKey() {
+    let tokenPool = NIOThreadPool(numberOfThreads: cores)
+    tokenPool.start()
+    let plain = try await measure { digest in
+        try await tokenPool.runIfActive { try token.signature(forSHA256Digest: digest) }
+    }
+    // What the relay's SignerPool does with a token's signature: verify it before use.
+    let checked = try await measure { digest in
+        try await tokenPool.runIfActive {
+            let signature = try token.signature(forSHA256Digest: digest)
+            guard publicKey.isValidSignature(signature, forSHA256Digest: digest) else {
+                throw BenchmarkError.badSignature
+            }
+            return signature
+        }
+    }
+    try await tokenPool.shutdownGracefully()
+    tokenResults = (plain, checked)
+}
+
 let name = algorithm == .rsa ? "RSA-2048" : "Ed25519"
 print("\(name) signatures/s on \(cores) cores, \(inflight) in flight, \(seconds) s each:")
 print(String(format: "  in-process  %8.0f", inProcess))
 print(String(format: "  agent       %8.0f  (%.1f%% of in-process)", agent, agent / inProcess * 100))
-print(String(format: "  agent+check %8.0f  (%.1f%% of in-process; the relay's path)", agentVerified, agentVerified / inProcess * 100))
+print(
+    String(
+        format: "  agent+check %8.0f  (%.1f%% of in-process; the relay's path)", agentVerified,
+        agentVerified / inProcess * 100))
+if let tokenResults {
+    print(
+        String(
+            format: "  pkcs11      %8.0f  (%.1f%% of in-process; SoftHSM2)", tokenResults.plain,
+            tokenResults.plain / inProcess * 100))
+    print(
+        String(
+            format: "  pkcs11+check%8.0f  (%.1f%% of in-process; the relay's path)", tokenResults.checked,
+            tokenResults.checked / inProcess * 100))
+}

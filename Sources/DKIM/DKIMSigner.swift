@@ -7,8 +7,11 @@ import NIOCore
 public struct DKIMSigner: Sendable {
     public let domain: String
     public let selector: String
-    /// The private key, when this process holds it; nil when it lives in a signer agent (`keyReference`).
-    public let key: PrivateKey?
+    /// The key that signs in this process (a `PrivateKey`, or a `PKCS11Key` whose token signs); nil when it lives
+    /// in a signer agent (`keyReference`).
+    public let signingKey: (any DigestSigningKey)?
+    /// The private key, when this process holds it in memory.
+    public var key: PrivateKey? { signingKey as? PrivateKey }
     /// The public half, to check signatures made elsewhere before they leave.
     public let publicKey: PublicKey
     /// The name a signer agent knows the private key by; nil for a key in this process.
@@ -25,8 +28,19 @@ public struct DKIMSigner: Sendable {
         algorithm: DKIMAlgorithm? = nil,
         options: DKIMSignerOptions = DKIMSignerOptions()
     ) throws {
+        try self.init(signingKey: key, domain: domain, selector: selector, algorithm: algorithm, options: options)
+    }
+
+    /// A signer whose key signs in this process but may be held elsewhere, such as in a PKCS#11 token.
+    public init(
+        signingKey: any DigestSigningKey,
+        domain: String,
+        selector: String,
+        algorithm: DKIMAlgorithm? = nil,
+        options: DKIMSignerOptions = DKIMSignerOptions()
+    ) throws {
         try self.init(
-            domain: domain, selector: selector, key: key, publicKey: key.publicKey, keyReference: nil,
+            domain: domain, selector: selector, key: signingKey, publicKey: signingKey.publicKey, keyReference: nil,
             algorithm: algorithm, options: options)
     }
 
@@ -46,7 +60,7 @@ public struct DKIMSigner: Sendable {
     }
 
     private init(
-        domain: String, selector: String, key: PrivateKey?, publicKey: PublicKey, keyReference: String?,
+        domain: String, selector: String, key: (any DigestSigningKey)?, publicKey: PublicKey, keyReference: String?,
         algorithm: DKIMAlgorithm?, options: DKIMSignerOptions
     ) throws {
         guard let asciiDomain = DomainName.asciiLowercased(domain), asciiDomain.contains(".") || asciiDomain == "localhost"
@@ -80,7 +94,7 @@ public struct DKIMSigner: Sendable {
         }
         self.domain = asciiDomain
         self.selector = selector.lowercased()
-        self.key = key
+        self.signingKey = key
         self.publicKey = publicKey
         self.keyReference = keyReference
         self.algorithm = resolved
@@ -143,7 +157,7 @@ public struct DKIMSigner: Sendable {
     /// Prepares and signs in one step, on the calling thread.
     public func sign(header: MessageHeader, bodyHash: BodyHasher.Result, now: Int) throws -> String {
         let prepared = prepare(header: header, bodyHash: bodyHash, now: now)
-        guard let key else {
+        guard let key = signingKey else {
             throw DKIMError(.signingFailed, "the key for d=\(domain) s=\(selector) is held by a signer agent")
         }
         let signature: [UInt8]

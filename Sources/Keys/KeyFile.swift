@@ -19,11 +19,11 @@ enum KeyFile {
     /// The whole file. Throws `unreadableKeyFile` naming the path and the system's error text; with
     /// `requirePrivate`, `insecureKeyFile` for a file others may read or change (checked on the open descriptor,
     /// so the file cannot be swapped between check and read).
-    static func contents(of path: String, requirePrivate: Bool = false) throws -> SecureBuffer {
+    static func contents(of path: String, requirePrivate: Bool = false, what: String = "key file") throws -> SecureBuffer {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw unreadable(path, errno) }
+        guard fd >= 0 else { throw unreadable(path, errno, what) }
         defer { close(fd) }
-        if requirePrivate { try checkPrivate(fd, path) }
+        if requirePrivate { try checkPrivate(fd, path, what) }
 
         let buffer = SecureBuffer(capacity: initialCapacity)
         var interruptions = 0
@@ -32,7 +32,7 @@ enum KeyFile {
                 guard buffer.count <= maximumBytes else {
                     throw KeysError(
                         .malformedKey,
-                        "key file \(path): larger than \(maximumBytes) bytes, which is not a key"
+                        "\(what) \(path): larger than \(maximumBytes) bytes"
                     )
                 }
                 buffer.grow(to: min(buffer.storage.count * 2, maximumBytes + 1))
@@ -46,7 +46,7 @@ enum KeyFile {
                     interruptions += 1
                     continue
                 }
-                throw unreadable(path, error)
+                throw unreadable(path, error, what)
             }
             buffer.didAppend(n)
         }
@@ -54,11 +54,11 @@ enum KeyFile {
 
     /// Refuses what is not a regular file, or is readable by everyone, or writable by group or everyone: a key
     /// others can read is no longer secret, one others can change is no longer ours.
-    private static func checkPrivate(_ fd: Int32, _ path: String) throws {
+    private static func checkPrivate(_ fd: Int32, _ path: String, _ what: String) throws {
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw unreadable(path, errno) }
+        guard fstat(fd, &info) == 0 else { throw unreadable(path, errno, what) }
         guard info.st_mode & S_IFMT == S_IFREG else {
-            throw KeysError(.insecureKeyFile, "key file \(path) is not a regular file")
+            throw KeysError(.insecureKeyFile, "\(what) \(path) is not a regular file")
         }
         let mode = info.st_mode & 0o7777
         var problems: [String] = []
@@ -68,13 +68,13 @@ enum KeyFile {
         guard problems.isEmpty else {
             throw KeysError(
                 .insecureKeyFile,
-                "key file \(path) is \(problems.joined(separator: " and ")) (mode \(String(mode, radix: 8))); "
+                "\(what) \(path) is \(problems.joined(separator: " and ")) (mode \(String(mode, radix: 8))); "
                     + "make it private: chmod 600 \(path)"
             )
         }
     }
 
-    private static func unreadable(_ path: String, _ error: Int32) -> KeysError {
-        KeysError(.unreadableKeyFile, "cannot read key file \(path): \(String(cString: strerror(error)))")
+    private static func unreadable(_ path: String, _ error: Int32, _ what: String) -> KeysError {
+        KeysError(.unreadableKeyFile, "cannot read \(what) \(path): \(String(cString: strerror(error)))")
     }
 }

@@ -26,6 +26,16 @@ public struct KeysError: Error, Hashable, CustomStringConvertible {
         public static let signingFailed = Code("signingFailed")
         /// OpenSSL could not generate or export a key.
         public static let keyGenerationFailed = Code("keyGenerationFailed")
+        /// The PKCS#11 module could not be loaded or initialised.
+        public static let pkcs11ModuleUnavailable = Code("pkcs11ModuleUnavailable")
+        /// No token with the configured label, or nothing in the configured slot.
+        public static let pkcs11TokenNotFound = Code("pkcs11TokenNotFound")
+        /// The PIN could not be read, or the token refused it.
+        public static let pkcs11LoginFailed = Code("pkcs11LoginFailed")
+        /// No private key (or no public key) with the configured label or id on the token, or several.
+        public static let pkcs11KeyNotFound = Code("pkcs11KeyNotFound")
+        /// Any other PKCS#11 failure (the reason names the function and the CKR_ code).
+        public static let pkcs11Failed = Code("pkcs11Failed")
     }
 
     public let code: Code

@@ -182,7 +182,7 @@ public struct PrivateKey: Sendable {
         self.bits = bits
     }
 
-    private static func checkRSASize(_ bits: Int) throws {
+    static func checkRSASize(_ bits: Int) throws {
         let allowed = KeyAlgorithm.rsaSigningBits
         if bits < allowed.lowerBound {
             throw KeysError(

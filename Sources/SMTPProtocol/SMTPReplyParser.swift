@@ -84,7 +84,9 @@ public struct SMTPReplyParser: Sendable {
             throw SMTPReplyError(.inconsistentCodes, "\(code) then \(lineCode)")
         }
         code = lineCode
-        var text = Substring(String(decoding: bytes.dropFirst(4), as: UTF8.self))
+        // A bare CR inside a line is dropped here as `SMTPReply.write` drops it, so a reply passed on reads the same
+        // as the one received (found by SMTPReplyFuzzer's round trip).
+        var text = Substring(String(decoding: bytes.dropFirst(4).filter { $0 != .cr }, as: UTF8.self))
         // RFC 2034 puts the enhanced code on every line. It is split off when it belongs to this reply: same class as
         // the code, and the same code as the first line had, so that writing the reply back loses nothing.
         let word = text.prefix { $0 != " " }

@@ -47,6 +47,10 @@ public struct SRSScheme: Sendable {
         let user = bytes[..<at]
         let host = bytes[(at + 1)...]
         guard !user.isEmpty else { throw .malformed(address: address, reason: "empty local part") }
+        guard !host.contains(UInt8(ascii: "=")) else {
+            // "=" separates the fields of an SRS address: such a host could never be read back (found by SRSFuzzer).
+            throw .malformed(address: address, reason: "the domain contains '='")
+        }
         guard !user.contains(UInt8(ascii: "@")) else {
             // Mail::SRS refuses this too ("Sender username may not contain an @"): reversal would be ambiguous.
             throw .malformed(address: address, reason: "the local part contains @")

@@ -60,15 +60,15 @@ struct DNSRecordCommand: ParsableCommand {
     @Option(help: "The selector the key signs with (s=).")
     var selector: String
 
-    @Option(help: "The private key (PEM).")
+    @Option(help: "The private key: a PEM file, or a pkcs11: URI (RFC 7512) for a key in a token.")
     var key: String
 
     @Option(help: "The signing domain (d=); without it the name is relative to the zone.")
     var domain: String?
 
     func run() throws {
-        let privateKey = try loadKey(key)
-        print(dnsRecordText(for: privateKey.publicKey, selector: selector, domain: domain))
+        let signingKey = try loadSigningKey(key)
+        print(dnsRecordText(for: signingKey.publicKey, selector: selector, domain: domain))
     }
 }
 
@@ -84,6 +84,17 @@ func loadKey(_ path: String) throws -> PrivateKey {
         return try PrivateKey(contentsOfFile: path)
     } catch {
         throw CLIError("cannot use key \(path): \(error)")
+    }
+}
+
+/// A PEM key file, or a key in a PKCS#11 token named by a `pkcs11:` URI (RFC 7512), for example
+/// `pkcs11:token=signet;object=dkim?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/signet/pin`.
+func loadSigningKey(_ text: String) throws -> any DigestSigningKey {
+    guard PKCS11KeyLocation.isURI(text) else { return try loadKey(text) }
+    do {
+        return try PKCS11Key(try PKCS11KeyLocation(uri: text))
+    } catch {
+        throw CLIError("cannot use key \(text): \(error)")
     }
 }
 

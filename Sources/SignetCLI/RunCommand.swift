@@ -44,7 +44,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Selector (s=) for --domain; repeat with --key for dual signing.")
     var selector: [String] = []
 
-    @Option(help: "Private key (PEM) for the selector in the same position.")
+    @Option(help: "Private key (PEM file, or a pkcs11: URI) for the selector in the same position.")
     var key: [String] = []
 
     @Option(help: "rsa-sha256 or ed25519-sha256 for the selector in the same position (checked against the key).")
@@ -75,7 +75,7 @@ struct RunCommand: AsyncParsableCommand {
         let registry = ObservabilityWiring.makeRegistry()
         let metrics = ObservabilityWiring.relayMetrics(registry, for: configuration)
         var agent: SignerAgentSupervisor?
-        if configuration.signing.backend == .agent {
+        if configuration.signing.usesAgent {
             let supervisor = SignerAgentSupervisor(
                 group: group, timeout: .seconds(configuration.signing.agentTimeout), metrics: metrics, logger: logger)
             do {
@@ -124,12 +124,13 @@ struct RunCommand: AsyncParsableCommand {
         try await group.shutdownGracefully()
     }
 
-    /// How `signet run` starts its signer agent for `configuration`: this executable, the key files by name, and
-    /// the configured user when running as root.
+    /// How `signet run` starts its signer agent for `configuration`: this executable, the key files of the keys
+    /// with the agent backend by name, and the configured user when running as root.
     static func agentLaunch(_ configuration: RelayConfiguration) -> SignerAgentSupervisor.Launch {
         SignerAgentSupervisor.Launch(
             executable: "/proc/self/exe",
-            keyFiles: configuration.signing.keys.mapValues(\.keyFile),
+            keyFiles: configuration.signing.keys.filter { configuration.signing.backend(of: $0.value) == .agent }
+                .mapValues(\.keyFile),
             user: getuid() == 0 ? configuration.signing.agentUser : nil,
             socketPath: configuration.signing.agentSocket)
     }
@@ -174,7 +175,16 @@ struct RunCommand: AsyncParsableCommand {
             var names: [String] = []
             for (index, selector) in selectors.enumerated() {
                 let name = "cli-\(index)-\(selector)"
-                var entry = RelayConfiguration.KeyEntry(domain: domain, selector: selector, keyFile: keys[index])
+                var entry: RelayConfiguration.KeyEntry
+                if PKCS11KeyLocation.isURI(keys[index]) {
+                    do {
+                        entry = .init(domain: domain, selector: selector, pkcs11: try PKCS11KeyLocation(uri: keys[index]))
+                    } catch {
+                        throw CLIError("--key \(keys[index]): \(error)")
+                    }
+                } else {
+                    entry = .init(domain: domain, selector: selector, keyFile: keys[index])
+                }
                 if !algorithms.isEmpty {
                     guard let algorithm = DKIMAlgorithm(rawValue: algorithms[index].lowercased()) else {
                         throw CLIError("--algorithm \(algorithms[index]): expected rsa-sha256 or ed25519-sha256")
@@ -232,8 +242,11 @@ struct ReloadOnHangup: Service {
         for await _ in hangups.cancelOnGracefulShutdown() {
             do {
                 let configuration = try load()
-                guard (configuration.signing.backend == .agent) == (agent != nil) else {
-                    throw CLIError("signing.backend changes only on restart")
+                guard configuration.signing.usesAgent == (agent != nil) else {
+                    throw CLIError(
+                        agent == nil
+                            ? "no signer agent is running: keys with the agent backend are added only on restart"
+                            : "the signer agent is running: removing every key with the agent backend needs a restart")
                 }
                 if let agent {
                     let fresh = try await agent.prepare(RunCommand.agentLaunch(configuration))
@@ -275,15 +288,38 @@ struct CheckConfigCommand: ParsableCommand {
     @Argument(help: "The YAML configuration file.")
     var file: String
 
+    /// With an agent in its own container (`signing.agent_socket`), the agent's key files are in that container,
+    /// not here: such keys (agent backend, file absent) are left to the agent, which checks them when it starts.
+    /// A key file that is present is still checked.
+    static func withoutExternalAgentKeys(_ signing: RelayConfiguration.Signing) -> (RelayConfiguration.Signing, [String]) {
+        guard signing.agentSocket != nil else { return (signing, []) }
+        var result = signing
+        let external = signing.keys.filter { name, entry in
+            signing.backend(of: entry) == .agent && !FileManager.default.fileExists(atPath: entry.keyFile)
+        }.keys.sorted()
+        for name in external { result.keys.removeValue(forKey: name) }
+        result.table = result.table.compactMap { rule in
+            var rule = rule
+            rule.keys.removeAll { external.contains($0) }
+            return rule.keys.isEmpty ? nil : rule
+        }
+        return (result, external)
+    }
+
     func run() throws {
         let configuration = try RunCommand.resolve(
             file: file, listen: [], nextHop: nil, domain: nil, selectors: [], keys: [], algorithms: [],
             stateDirectory: nil, logger: Logger(label: "signet", factory: { _ in SwiftLogNoOpLogHandler() }))
         do {
-            let table = try SigningTable(configuration.signing)
+            let (signing, external) = Self.withoutExternalAgentKeys(configuration.signing)
+            let table = try SigningTable(signing)
             let security = try configuration.checkSecurityFiles()
             if configuration.srs.mode != .off { _ = try configuration.srs.resolvedSecrets() }
-            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security)")
+            var agent = ""
+            if let socket = configuration.signing.agentSocket, !external.isEmpty {
+                agent = "; keys held by the signer agent at \(socket), not readable here: \(external.joined(separator: ", "))"
+            }
+            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security)\(agent)")
         } catch {
             throw CLIError("invalid configuration in \(file):\n\(error)")
         }

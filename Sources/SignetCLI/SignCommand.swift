@@ -16,6 +16,8 @@ struct SignCommand: ParsableCommand {
             Ed25519 key. The algorithm follows from each key unless given. Bare LF line endings are converted
             to CRLF, and the output is exactly the message that was signed.
             Example: signet sign --domain example.com --selector s1 --key s1.pem < in.eml > out.eml
+            A key in a PKCS#11 token (RFC 7512 URI; the PIN comes from a file or, with env:NAME, a variable):
+              --key 'pkcs11:token=signet;object=dkim?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/signet/pin'
             """
     )
 
@@ -25,7 +27,8 @@ struct SignCommand: ParsableCommand {
     @Option(help: "Selector (s=); repeat for several signatures.")
     var selector: [String]
 
-    @Option(help: "Private key file (PEM) for the selector in the same position.")
+    @Option(
+        help: "Private key file (PEM), or a pkcs11: URI for a key in a token, for the selector in the same position.")
     var key: [String]
 
     @Option(help: "rsa-sha256 or ed25519-sha256 for the selector in the same position (default: from the key).")
@@ -93,12 +96,13 @@ struct SignCommand: ParsableCommand {
 
         var signers: [DKIMSigner] = []
         for (index, selector) in selector.enumerated() {
-            let privateKey = try loadKey(key[index])
+            let signingKey = try loadSigningKey(key[index])
             let algorithm = index < self.algorithm.count ? try parseAlgorithm(self.algorithm[index]) : nil
             do {
                 signers.append(
                     try DKIMSigner(
-                        domain: domain, selector: selector, key: privateKey, algorithm: algorithm, options: options)
+                        signingKey: signingKey, domain: domain, selector: selector, algorithm: algorithm,
+                        options: options)
                 )
             } catch {
                 throw CLIError("\(error)")
@@ -122,22 +126,48 @@ struct SignCommand: ParsableCommand {
 struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Verify a message's DKIM signatures and print one result line per signature.",
+        abstract: "Verify a message: one result line per DKIM signature, then SPF, DMARC and ARC.",
         discussion: """
-            Key records come from --dns-file, a zone file (`name [ttl] [IN] TXT "..."` lines; TIMEOUT and SERVFAIL
-            entries make a name fail, to try temperror), or from --key-file, one record per line:
+            DNS: real DNS through libunbound (the system's resolvers from /etc/resolv.conf, or --dns-server),
+            or --dns-file, a zone file (`name [ttl] [IN] TYPE data` lines with TXT, A, AAAA, MX, PTR; TIMEOUT and
+            SERVFAIL entries make a name fail, to try temperror), or --key-file, one DKIM key record per line:
             `selector._domainkey.domain<TAB>TXT value` (the format of OpenDKIM's TestPublicKeys).
             Each line of output is in Authentication-Results style:
               dkim=pass header.d=example.com header.s=s1 header.a=rsa-sha256
-            Exit status: 0 when there is at least one signature and every one passes, 1 otherwise.
+              spf=pass smtp.mailfrom=example.com (...)          (only with --client-ip)
+              dmarc=pass (p=reject dis=none) header.from=example.com
+              arc=pass (i=2 oldest-pass=0)                      (only when the message has ARC fields)
+            Exit status: 0 when there is at least one DKIM signature and every one passes, 1 otherwise.
             """
     )
 
-    @Option(help: "Zone file to answer DNS questions from (TXT records at selector._domainkey.domain).")
+    @Option(help: "Zone file to answer DNS questions from, instead of DNS.")
     var dnsFile: String?
 
-    @Option(help: "Key table file: lines of `selector._domainkey.domain<TAB>TXT value`.")
+    @Option(help: "Key table file: lines of `selector._domainkey.domain<TAB>TXT value`, instead of DNS.")
     var keyFile: String?
+
+    @Option(
+        help: "A recursive DNS server to ask (address or address@port; repeat for more). Default: /etc/resolv.conf.")
+    var dnsServer: [String] = []
+
+    @Option(
+        help:
+            "DNSSEC trust anchor file (for example /usr/share/dns/root.key): answers that fail validation are temperror."
+    )
+    var trustAnchor: String?
+
+    @Option(help: "Seconds one DNS question may take.")
+    var dnsTimeout: Int = 5
+
+    @Option(help: "The SMTP client's address, for SPF (with --helo and --mail-from). Without it SPF is not checked.")
+    var clientIp: String?
+
+    @Option(help: "The HELO/EHLO name the client gave, for SPF.")
+    var helo: String = "unknown"
+
+    @Option(help: "The envelope sender (MAIL FROM), for SPF and DMARC; empty for a bounce.")
+    var mailFrom: String = ""
 
     @Option(help: "Verify as if at this Unix time (for x= expiry). Default: now.")
     var now: Int?
@@ -152,13 +182,17 @@ struct VerifyCommand: AsyncParsableCommand {
     var input: String?
 
     func validate() throws {
-        guard (dnsFile == nil) != (keyFile == nil) else {
-            throw ValidationError("give one of --dns-file and --key-file")
+        guard dnsFile == nil || keyFile == nil else {
+            throw ValidationError("give at most one of --dns-file and --key-file")
         }
         guard maxSignatures >= 1 else { throw ValidationError("--max-signatures must be at least 1") }
+        guard dnsTimeout >= 1 else { throw ValidationError("--dns-timeout must be at least 1 second") }
+        if let clientIp, IPAddress(clientIp) == nil {
+            throw ValidationError("--client-ip \(clientIp) is not an IPv4 or IPv6 address")
+        }
     }
 
-    /// Where key records come from: the one place a resolver is chosen.
+    /// Where DNS answers come from: the one place a resolver is chosen.
     func makeResolver() throws -> any DNSResolver {
         if let dnsFile {
             do {
@@ -167,14 +201,21 @@ struct VerifyCommand: AsyncParsableCommand {
                 throw CLIError("DNS file \(dnsFile): \(error)")
             }
         }
-        guard let keyFile else { throw CLIError("give one of --dns-file and --key-file") }
+        if let keyFile {
+            do {
+                let table = try DKIMKeyTable(parsing: try IO.readText(keyFile, what: "key file"))
+                var zone = StaticZone()
+                for (name, value) in table.records { zone.addTXT(name, value) }
+                return zone
+            } catch let error as DKIMError {
+                throw CLIError("key file \(keyFile): \(error)")
+            }
+        }
         do {
-            let table = try DKIMKeyTable(parsing: try IO.readText(keyFile, what: "key file"))
-            var zone = StaticZone()
-            for (name, value) in table.records { zone.addTXT(name, value) }
-            return zone
-        } catch let error as DKIMError {
-            throw CLIError("key file \(keyFile): \(error)")
+            return try UnboundResolver(
+                .init(forwarders: dnsServer, trustAnchorFile: trustAnchor, timeout: .seconds(dnsTimeout)))
+        } catch {
+            throw CLIError("cannot set up DNS: \(error)")
         }
     }
 
@@ -192,12 +233,34 @@ struct VerifyCommand: AsyncParsableCommand {
         let results = await verification.verify(message, now: now ?? Int(Date().timeIntervalSince1970))
         if results.isEmpty {
             print("dkim=none (no DKIM-Signature field)")
-            throw ExitCode(1)
         }
         for result in results {
             print(result)
         }
-        if !results.allSatisfy({ $0.status == .pass }) {
+
+        var spf: SPFResult?
+        if let clientIp, let address = IPAddress(clientIp) {
+            let result = await SPFVerifier(resolver: resolver).checkMailFrom(
+                clientIP: address, mailFrom: mailFrom, helo: helo)
+            print(result)
+            spf = result
+        }
+        if let author = try? message.header.authorMailbox() {
+            let input = DMARCInput(
+                fromDomain: author.domain,
+                dkim: results.compactMap { result in
+                    result.domain.map { DMARCInput.DKIM(domain: $0, result: result.status.rawValue) }
+                },
+                spf: spf.map { DMARCInput.SPF(domain: $0.domain, result: $0.status.rawValue) })
+            print(await DMARCEvaluator(resolver: resolver).evaluate(input).authenticationResult.text)
+        } else {
+            print("dmarc=none (no single From address to check)")
+        }
+        if message.header.count(named: "arc-seal") + message.header.count(named: "arc-message-signature") > 0 {
+            print(await arcVerificationLine(for: message, resolver: resolver))
+        }
+
+        if results.isEmpty || !results.allSatisfy({ $0.status == .pass }) {
             throw ExitCode(1)
         }
     }

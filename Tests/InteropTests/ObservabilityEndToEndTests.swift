@@ -175,9 +175,9 @@ struct ObservabilityEndToEndTests {
         let after = Self.samples(exposition)
 
         let rsa =
-            #"signet_signatures_total{algorithm="rsa-sha256",domain="example.com",result="success",selector="rsa"}"#
+            #"signet_signatures_total{algorithm="rsa-sha256",backend="in-process",domain="example.com",result="success",selector="rsa"}"#
         let ed =
-            #"signet_signatures_total{algorithm="ed25519-sha256",domain="example.com",result="success",selector="ed"}"#
+            #"signet_signatures_total{algorithm="ed25519-sha256",backend="in-process",domain="example.com",result="success",selector="ed"}"#
         let expected: [String: Double] = [
             "signet_connections_accepted_total": 9,  // A B C E F G H I J
             #"signet_connections_refused_total{reason="access"}"#: 1,  // D

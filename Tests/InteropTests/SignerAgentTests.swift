@@ -211,6 +211,62 @@ struct SignerAgentTests {
         }
     }
 
+    /// The Kubernetes layout: the agent is its own process (its own container there) listening on a Unix socket,
+    /// the relay has `agent_socket` and no key files at all. `signet check-config` passes in the relay's view
+    /// (key files absent), the relay started before the agent waits for the socket, and mail is signed through it.
+    @Test(.timeLimit(.minutes(2)))
+    func agentInItsOwnProcessStartedAfterTheRelay() throws {
+        let setup = try RelayHarness.Setup("agent-socket")
+        defer { setup.remove() }
+        let (sink, sinkPort, dumps) = try E2E.startSink(setup.dir)
+        defer { sink.stop() }
+        let socket = setup.dir.appendingPathComponent("signer.sock").path
+        let port = E2E.freePort()
+        // The relay's configuration names key files it cannot read (they are the agent's, elsewhere).
+        let yaml = """
+            listen: [127.0.0.1:\(port)]
+            next_hop: 127.0.0.1:\(sinkPort)
+            metrics_listen: ""
+            state_directory: \(setup.dir.appendingPathComponent("state").path)
+            signing:
+              backend: agent
+              agent_socket: \(socket)
+              agent_timeout: 10
+              keys:
+                rsa: {domain: example.com, selector: rsa, key_file: /nonexistent/keys/rsa.pem}
+                ed: {domain: example.com, selector: ed, key_file: /nonexistent/keys/ed.pem, algorithm: ed25519-sha256}
+              table:
+                - {from: example.com, keys: [rsa, ed]}
+            """
+        let file = setup.dir.appendingPathComponent("signet.yaml")
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        let check = try Tools.run("/usr/bin/env", ["-u", "SIGNET_BIN", try Tools.signet, "check-config", file.path])
+        #expect(check.status == 0, "\(check.text)\(check.stderr)")
+        #expect(check.text.contains("keys held by the signer agent at \(socket), not readable here: ed, rsa"))
+
+        let relay = try E2E.Running(
+            try Tools.signet, ["run", "--config", file.path], log: setup.dir.appendingPathComponent("signet.log"))
+        defer { relay.stop() }
+        Thread.sleep(forTimeInterval: 1)  // the relay is up before the agent, as a sidecar may be
+        let agent = try E2E.Running(
+            try Tools.signet,
+            ["signer", "--listen", socket, "--key", "rsa=\(setup.keys.rsa)", "--key", "ed=\(setup.keys.ed)"],
+            log: setup.dir.appendingPathComponent("signer.log"))
+        defer { agent.stop() }
+        try E2E.waitForPort(port)
+        for index in 0..<5 {
+            let client = try RelayHarness.greetedClient(port)
+            let reply = try RelayHarness.sendWithData(
+                client, Mail.message(token: "socket \(index)", body: "Signed by an agent in its own process.\r\n"))
+            #expect(reply.code == 250, "\(reply) \(relay.output)")
+            client.close()
+        }
+        let arrived = try RelayHarness.sinkMessages(dumps)
+        #expect(arrived.count == 5)
+        try RelayHarness.expectVerified(arrived, keys: setup.keys, in: setup.dir, verifiers: [.dkimpy])
+        #expect(relay.output.contains("waiting for the signer agent"), "\(relay.output)")
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func relayMemoryHoldsNoPrivateKey() throws {
         try #require(getuid() == 0, "reading another process's memory needs root")

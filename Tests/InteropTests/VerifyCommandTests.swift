@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `signet verify` as a user runs it: the binary, a zone file from `signet keygen`, one Authentication-Results
-/// style line per signature, exit status 0 only when every signature passes.
+/// style line per signature, then SPF (with --client-ip), DMARC; exit status 0 only when every signature passes.
 @Suite("signet verify --dns-file and --key-file")
 struct VerifyCommandTests {
     @Test("one result line per signature; exit 0 only when all pass; DNS timeout is temperror")
@@ -22,6 +22,8 @@ struct VerifyCommandTests {
             keys[selector] = path
         }
         zone += "slow._domainkey.example.com TIMEOUT\n"
+        zone += "_dmarc.example.com TXT \"v=DMARC1; p=reject\"\n"
+        zone += "example.com TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n"
         let zoneFile = dir.appendingPathComponent("zone.txt").path
         try zone.write(toFile: zoneFile, atomically: true, encoding: .utf8)
 
@@ -43,13 +45,31 @@ struct VerifyCommandTests {
             run.text == """
                 dkim=pass header.d=example.com header.s=rsa header.a=rsa-sha256
                 dkim=pass header.d=example.com header.s=ed header.a=ed25519-sha256
+                dmarc=pass (p=reject dis=none) header.from=example.com
 
                 """)
+        // With the SMTP client's identity, SPF too; a client outside the record fails SPF, DMARC still passes
+        // through DKIM.
+        run = try Tools.run(
+            signet,
+            [
+                "verify", "--dns-file", zoneFile, "--client-ip", "192.0.2.7", "--helo", "mx.example.com",
+                "--mail-from", "alice@example.com", good,
+            ])
+        #expect(run.status == 0, "\(run.text)\(run.stderr)")
+        #expect(
+            run.text.split(separator: "\n").dropFirst(2).first?.hasPrefix("spf=pass smtp.mailfrom=example.com") == true)
+        run = try Tools.run(
+            signet,
+            ["verify", "--dns-file", zoneFile, "--client-ip", "198.51.100.1", "--mail-from", "alice@example.com", good])
+        let spfLines = run.text.split(separator: "\n").dropFirst(2)
+        #expect(spfLines.first?.hasPrefix("spf=fail smtp.mailfrom=example.com") == true, "\(run.text)")
+        #expect(spfLines.last == "dmarc=pass (p=reject dis=none) header.from=example.com", "\(run.text)")
 
         let withTimeout = try sign([("rsa", keys["rsa"]!), ("slow", keys["rsa"]!)])
         run = try Tools.run(signet, ["verify", "--dns-file", zoneFile, withTimeout])
         #expect(run.status == 1)
-        let lines = run.text.split(separator: "\n")
+        let lines = run.text.split(separator: "\n").dropLast()  // the DMARC line
         #expect(lines.count == 2)
         #expect(lines.first == "dkim=pass header.d=example.com header.s=rsa header.a=rsa-sha256")
         #expect(
@@ -67,7 +87,11 @@ struct VerifyCommandTests {
         try (table.joined(separator: "\n") + "\n").write(toFile: tableFile, atomically: true, encoding: .utf8)
         run = try Tools.run(signet, ["verify", "--key-file", tableFile, good])
         #expect(run.status == 0, "\(run.text)\(run.stderr)")
-        #expect(run.text.split(separator: "\n").count == 2)
+        // No _dmarc record in a key table: DMARC says none.
+        #expect(run.text.split(separator: "\n").count == 3)
+        #expect(
+            run.text.hasSuffix("dmarc=none reason=\"no DMARC record for example.com\" header.from=example.com\n"),
+            "\(run.text)")
 
         let tampered = try String(contentsOfFile: good, encoding: .utf8).replacingOccurrences(
             of: "Hello", with: "Hullo")
@@ -76,11 +100,28 @@ struct VerifyCommandTests {
         run = try Tools.run(signet, ["verify", "--dns-file", zoneFile, tamperedPath])
         #expect(run.status == 1)
         #expect(
-            run.text.split(separator: "\n").allSatisfy {
+            run.text.split(separator: "\n").dropLast().allSatisfy {
                 $0.hasPrefix("dkim=fail ") && $0.hasSuffix("(body hash did not verify)")
             }, "\(run.text)")
+        #expect(
+            run.text.split(separator: "\n").last?.hasPrefix("dmarc=fail (p=reject dis=reject)") == true, "\(run.text)")
 
-        run = try Tools.run(signet, ["verify", good])
-        #expect(run.status != 0 && run.stderr.contains("--dns-file"), "\(run.stderr)")
+        // Without a zone file, real DNS through libunbound: a server that does not answer gives temperror.
+        let silent = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(silent) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(silent, $0, length) + getsockname(silent, $0, &length)
+            }
+        }
+        let port = UInt16(bigEndian: address.sin_port)
+        run = try Tools.run(
+            signet, ["verify", "--dns-server", "127.0.0.1@\(port)", "--dns-timeout", "1", good], timeout: 60)
+        #expect(run.status == 1)
+        #expect(run.text.hasPrefix("dkim=temperror header.d=example.com header.s=rsa"), "\(run.text)\(run.stderr)")
     }
 }

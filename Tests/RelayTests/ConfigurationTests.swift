@@ -89,7 +89,7 @@ struct ConfigurationTests {
             for expected in [
                 "lisen: unknown key", "next_hop: 'nowhere' is not host:port",
                 "limits.max_connections: expected a whole number, not 'lots'",
-                "client_networks: '300.1.1.1/8'", "signing.keys.k: domain, selector and key_file are all needed",
+                "client_networks: '300.1.1.1/8'", "signing.keys.k.key_file: needed with backend in-process",
                 "no key named 'missing'", "SIGNET_NO_SUCH_KEY does not name a configuration key",
             ] {
                 #expect(text.contains(expected), "missing '\(expected)' in:\n\(text)")

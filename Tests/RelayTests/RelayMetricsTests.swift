@@ -55,8 +55,9 @@ struct RelayMetricsTests {
         #expect(object["metrics_listen"] as? String == "127.0.0.1:9025")
         let signing = try #require(object["signing"] as? [String: Any])
         let key = try #require((signing["keys"] as? [String: Any])?["a"] as? [String: Any])
-        #expect(Set(key.keys) == ["domain", "selector", "key_file", "expires"])
+        #expect(Set(key.keys) == ["domain", "selector", "key_file", "expires", "backend"])
         #expect(key["key_file"] as? String == "/k/a.pem")
+        #expect(key["backend"] as? String == "in-process")
     }
 
     @Test func retiredKeysLoseTheirExpiryGauge() throws {

@@ -103,7 +103,9 @@ enum AuthenticationResultsWriter {
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"", "\\": out += "\\" + String(scalar)
-            case "\r", "\n", "\t": out += " "  // never a line break inside a field
+            // Never a line break inside a field; the parser drops CR and LF there as folding, so dropping them
+            // keeps a parsed value and its rewrite the same (AuthResultsFuzzer). A tab is white space and stays.
+            case "\r", "\n": continue
             default: out.unicodeScalars.append(scalar)
             }
         }
@@ -115,7 +117,7 @@ enum AuthenticationResultsWriter {
         for scalar in text.unicodeScalars {
             switch scalar {
             case "(", ")", "\\": out += "\\" + String(scalar)
-            case "\r", "\n", "\t": out += " "
+            case "\r", "\n": continue
             default: out.unicodeScalars.append(scalar)
             }
         }

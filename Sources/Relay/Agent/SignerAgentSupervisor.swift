@@ -96,7 +96,21 @@ public final class SignerAgentSupervisor: Service, Sendable {
     /// the new agent's keys, then `activate`s it, or `discard`s it when the table is refused.
     public func prepare(_ launch: Launch) async throws -> Agent {
         if let path = launch.socketPath {
-            let connection = try await SignerAgentConnection.connect(path: path, group: group)
+            // An agent in its own container may start a moment after the relay (Kubernetes starts sidecars in
+            // order but does not wait for the socket): keep trying for the agent timeout before giving up.
+            let deadline = ContinuousClock.now + .nanoseconds(timeout.nanoseconds)
+            var attempt: SignerAgentConnection?
+            while attempt == nil {
+                do {
+                    attempt = try await SignerAgentConnection.connect(path: path, group: group)
+                } catch {
+                    guard ContinuousClock.now < deadline else { throw error }
+                    logger.info("waiting for the signer agent", metadata: ["socket": "\(path)", "error": "\(error)"])
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+            }
+            // Safe to force unwrap: the loop ends only with a connection.
+            let connection = attempt!
             do {
                 let keys = try await connection.keys(timeout: timeout)
                 logger.info("connected to the signer agent", metadata: ["socket": "\(path)", "keys": "\(keys.map(\.id))"])

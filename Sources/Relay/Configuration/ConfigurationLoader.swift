@@ -1,5 +1,6 @@
 import DKIM
 import DKIMCore
+import Keys
 import SRS
 import Yams
 
@@ -138,8 +139,7 @@ public enum ConfigurationLoader {
             "next_hop_data_end": .scalar, "shutdown_grace": .scalar, "min_data_rate": .scalar,
         ]),
         "signing": .map([
-            "keys": .dictionary(
-                .map(["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar, "expires": .scalar])),
+            "keys": .dictionary(.map(keyEntrySchema)),
             "table": .listOf(.map(["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])),
             "canonicalization": .scalar, "headers": .list, "oversign": .scalar, "timestamp": .scalar,
             "expiration": .scalar, "backend": .scalar, "agent_user": .scalar, "agent_timeout": .scalar,
@@ -154,6 +154,16 @@ public enum ConfigurationLoader {
         ]),
         "next_hop_tls": .map(["mode": .scalar, "ca_file": .scalar, "verify": .scalar, "server_name": .scalar]),
         "auth": .map(["password_file": .scalar, "required": .scalar, "allow_plaintext": .scalar]),
+    ]
+
+    /// One entry of `signing.keys`.
+    private static let keyEntrySchema: [String: Schema] = [
+        "domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar, "expires": .scalar,
+        "backend": .scalar,
+        "pkcs11": .map([
+            "module": .scalar, "token_label": .scalar, "slot": .scalar, "key_label": .scalar, "key_id": .scalar,
+            "pin_file": .scalar, "pin_env": .scalar,
+        ]),
     ]
 
     /// Environment variable name → key path, for every key that is not a fixed-key mapping.
@@ -350,7 +360,7 @@ public enum ConfigurationLoader {
                 if let backend = RelayConfiguration.SigningBackend(rawValue: text.lowercased()) {
                     signing.backend = backend
                 } else {
-                    problems.append("signing.backend: '\(text)' is not in-process or agent")
+                    problems.append("signing.backend: '\(text)' is not in-process, agent or pkcs11")
                 }
             }
             if let user = node["agent_user"].flatMap({ string($0, "signing.agent_user") }) { signing.agentUser = user }
@@ -364,17 +374,42 @@ public enum ConfigurationLoader {
                     for (nameNode, entryNode) in mapping {
                         let name = nameNode.string ?? ""
                         let path = "signing.keys.\(name)"
-                        let entry = keys(
-                            entryNode, path,
-                            ["domain": .scalar, "selector": .scalar, "key_file": .scalar, "algorithm": .scalar, "expires": .scalar])
+                        let entry = keys(entryNode, path, ConfigurationLoader.keyEntrySchema)
+                        var backend: RelayConfiguration.SigningBackend?
+                        if let text = entry["backend"].flatMap({ string($0, path + ".backend") }) {
+                            backend = RelayConfiguration.SigningBackend(rawValue: text.lowercased())
+                            if backend == nil { problems.append("\(path).backend: '\(text)' is not in-process, agent or pkcs11") }
+                        }
+                        let effective = backend ?? signing.backend
                         guard let domain = entry["domain"].flatMap({ string($0, path + ".domain") }),
-                            let selector = entry["selector"].flatMap({ string($0, path + ".selector") }),
-                            let keyFile = entry["key_file"].flatMap({ string($0, path + ".key_file") })
+                            let selector = entry["selector"].flatMap({ string($0, path + ".selector") })
                         else {
-                            problems.append("\(path): domain, selector and key_file are all needed")
+                            problems.append("\(path): domain and selector are both needed")
                             continue
                         }
-                        var key = RelayConfiguration.KeyEntry(domain: domain, selector: selector, keyFile: keyFile)
+                        let keyFile = optionalString(entry["key_file"], path + ".key_file")
+                        var key: RelayConfiguration.KeyEntry
+                        if effective == .pkcs11 {
+                            if keyFile != nil { problems.append("\(path).key_file: a pkcs11 key has no key file (see \(path).pkcs11)") }
+                            guard let section = entry["pkcs11"], case .map(let schema)? = ConfigurationLoader.keyEntrySchema["pkcs11"],
+                                let location = pkcs11(keys(section, path + ".pkcs11", schema), path + ".pkcs11")
+                            else {
+                                if entry["pkcs11"] == nil { problems.append("\(path).pkcs11: needed with backend pkcs11 (module, token, key, PIN)") }
+                                continue
+                            }
+                            key = RelayConfiguration.KeyEntry(domain: domain, selector: selector, pkcs11: location)
+                            key.backend = backend
+                        } else {
+                            if entry["pkcs11"] != nil {
+                                problems.append("\(path).pkcs11: used only with backend pkcs11, and this key's backend is \(effective.rawValue)")
+                            }
+                            guard let keyFile else {
+                                problems.append("\(path).key_file: needed with backend \(effective.rawValue)")
+                                continue
+                            }
+                            key = RelayConfiguration.KeyEntry(domain: domain, selector: selector, keyFile: keyFile)
+                            key.backend = backend
+                        }
                         if let text = entry["algorithm"].flatMap({ string($0, path + ".algorithm") }) {
                             if let algorithm = DKIMAlgorithm(rawValue: text.lowercased()) {
                                 key.algorithm = algorithm
@@ -411,6 +446,45 @@ public enum ConfigurationLoader {
                 }
             }
             return signing
+        }
+
+        /// A key's `pkcs11:` section; nil (with the problems recorded) when it is incomplete.
+        mutating func pkcs11(_ node: [String: Node], _ path: String) -> PKCS11KeyLocation? {
+            let before = problems.count
+            let module = optionalString(node["module"], path + ".module")
+            if module == nil { problems.append("\(path).module: the PKCS#11 module's path is needed") }
+            var token: PKCS11KeyLocation.Token?
+            switch (optionalString(node["token_label"], path + ".token_label"), optionalString(node["slot"], path + ".slot")) {
+            case (let label?, nil): token = .label(label)
+            case (nil, let slot?):
+                if let number = UInt(slot) { token = .slot(number) } else { problems.append("\(path).slot: '\(slot)' is not a slot number") }
+            case (nil, nil): problems.append("\(path): token_label or slot is needed")
+            case (.some, .some): problems.append("\(path): give token_label or slot, not both")
+            }
+            let label = optionalString(node["key_label"], path + ".key_label")
+            var id: [UInt8]?
+            if let text = optionalString(node["key_id"], path + ".key_id") {
+                id = PKCS11KeyLocation.bytes(hex: text)
+                if id == nil { problems.append("\(path).key_id: '\(text)' is not hex (CKA_ID, e.g. 01 or a1:b2)") }
+            }
+            if label == nil && node["key_id"] == nil { problems.append("\(path): key_label or key_id is needed") }
+            var pin: PKCS11KeyLocation.PINSource?
+            switch (optionalString(node["pin_file"], path + ".pin_file"), optionalString(node["pin_env"], path + ".pin_env")) {
+            case (let file?, nil): pin = .file(file)
+            case (nil, let name?):
+                // SIGNET_* variables are configuration overrides; the loader would refuse this one as unknown.
+                if name.hasPrefix(ConfigurationLoader.environmentPrefix) {
+                    problems.append("\(path).pin_env: \(name) starts with \(ConfigurationLoader.environmentPrefix), which is for configuration keys; use another name")
+                } else {
+                    pin = .environment(name)
+                }
+            case (nil, nil): problems.append("\(path): pin_file or pin_env is needed (the PIN itself is never written in the configuration)")
+            case (.some, .some): problems.append("\(path): give pin_file or pin_env, not both")
+            }
+            guard problems.count == before, let module, let token, let pin else { return nil }
+            let location = PKCS11KeyLocation(module: module, token: token, keyLabel: label, keyID: id, pin: pin)
+            problems += location.problems.map { "\(path): \($0)" }
+            return problems.count == before ? location : nil
         }
 
         mutating func srs(_ node: [String: Node]) -> RelayConfiguration.SRSSettings {

@@ -1,6 +1,7 @@
 import DKIM
 import DKIMCore
 import Foundation
+import Keys
 
 extension RelayConfiguration {
     /// The configuration in effect as JSON, for `/debug/config`. Fields are listed one by one rather than
@@ -9,6 +10,22 @@ extension RelayConfiguration {
     public func redactedJSON() -> String {
         let signingKeys = signing.keys.mapValues { key -> [String: Any] in
             var entry: [String: Any] = ["domain": key.domain, "selector": key.selector, "key_file": key.keyFile]
+            entry["backend"] = signing.backend(of: key).rawValue
+            if let location = key.pkcs11 {
+                // Where the PIN comes from, never the PIN.
+                var pkcs11: [String: Any] = ["module": location.module]
+                switch location.token {
+                case .label(let label): pkcs11["token_label"] = label
+                case .slot(let slot): pkcs11["slot"] = slot
+                }
+                if let label = location.keyLabel { pkcs11["key_label"] = label }
+                if let id = location.keyID { pkcs11["key_id"] = PKCS11KeyLocation.hex(id) }
+                switch location.pin {
+                case .file(let path): pkcs11["pin_file"] = path
+                case .environment(let name): pkcs11["pin_env"] = name
+                }
+                entry["pkcs11"] = pkcs11
+            }
             if let algorithm = key.algorithm { entry["algorithm"] = algorithm.rawValue }
             if let expires = key.expires { entry["expires"] = expires }
             return entry

@@ -1,5 +1,6 @@
 import DKIM
 import DKIMCore
+import Keys
 import SRS
 
 /// Everything `signet run` needs, as read from the YAML file and the environment.
@@ -169,7 +170,7 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var timestamp = true
         /// Seconds to `x=`; 0 writes no `x=`.
         public var expiration = DKIMSignerOptions.defaultExpiration
-        /// Where private-key operations happen.
+        /// Where private-key operations happen, for keys that do not say (`KeyEntry.backend`).
         public var backend = SigningBackend.inProcess
         /// `agent`: the account `signet signer` switches to after reading the keys, when started as root.
         public var agentUser = "nobody"
@@ -179,6 +180,12 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// container) instead of starting one; nil starts the child.
         public var agentSocket: String?
         public init() {}
+
+        /// Where `entry`'s private key operations happen: its own backend, else the default.
+        public func backend(of entry: KeyEntry) -> SigningBackend { entry.backend ?? backend }
+
+        /// Whether any key is held by the signer agent, so that `signet run` must start (or connect to) one.
+        public var usesAgent: Bool { keys.values.contains { backend(of: $0) == .agent } }
     }
 
     /// Where the private keys live.
@@ -188,13 +195,20 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// In a separate `signet signer` process that `signet run` starts and restarts; the relay holds only
         /// public keys.
         case agent
+        /// In a PKCS#11 token (an HSM, or SoftHSM2); the relay asks the token to sign and never sees the key.
+        case pkcs11
     }
 
-    /// One key: the `d=` and `s=` it signs as, and its PEM file.
+    /// One key: the `d=` and `s=` it signs as, and where it is: a PEM file, or a PKCS#11 token.
     public struct KeyEntry: Sendable, Equatable {
         public var domain: String
         public var selector: String
+        /// The PEM file (backends in-process and agent); empty for a PKCS#11 key.
         public var keyFile: String
+        /// This key's backend; nil: `signing.backend`.
+        public var backend: SigningBackend?
+        /// Backend pkcs11: module, token, key and PIN source.
+        public var pkcs11: PKCS11KeyLocation?
         /// Expected algorithm; checked against the key file when set.
         public var algorithm: DKIMAlgorithm?
         /// When the key must be replaced (Unix time), exported as `signet_key_expiry_timestamp_seconds` so an alert
@@ -205,6 +219,19 @@ public struct RelayConfiguration: Sendable, Equatable {
             self.selector = selector
             self.keyFile = keyFile
             self.algorithm = algorithm
+        }
+
+        /// A key held in a PKCS#11 token.
+        public init(domain: String, selector: String, pkcs11: PKCS11KeyLocation, algorithm: DKIMAlgorithm? = nil) {
+            self.init(domain: domain, selector: selector, keyFile: "", algorithm: algorithm)
+            self.backend = .pkcs11
+            self.pkcs11 = pkcs11
+        }
+
+        /// "key file PATH" or the PKCS#11 location, for messages.
+        public var source: String {
+            if let pkcs11, keyFile.isEmpty { return "PKCS#11 key \(pkcs11)" }
+            return "key file \(keyFile)"
         }
     }
 

@@ -46,7 +46,8 @@ extension RelayMetrics {
         return message.signatures.map { signature in
             let signer = signature.signer
             self.signature(
-                domain: signer.domain, selector: signer.selector, algorithm: signer.algorithm.rawValue, succeeded: true)
+                domain: signer.domain, selector: signer.selector, algorithm: signer.algorithm.rawValue,
+                backend: signer.backendLabel, succeeded: true)
             return "d=\(signer.domain) s=\(signer.selector)"
         }
     }
@@ -56,8 +57,8 @@ extension RelayMetrics {
         for signature in message.signatures {
             let signer = signature.signer
             self.signature(
-                domain: signer.domain, selector: signer.selector, algorithm: signer.algorithm.rawValue, succeeded: false
-            )
+                domain: signer.domain, selector: signer.selector, algorithm: signer.algorithm.rawValue,
+                backend: signer.backendLabel, succeeded: false)
         }
     }
 
@@ -75,5 +76,13 @@ extension RelayMetrics {
         }
         nextHopRefused(command: "data", code: reply.code)
         return "refused"
+    }
+}
+
+extension DKIMSigner {
+    /// Where this signer's private-key operation happens, as the `backend` label of `signet_signatures_total`.
+    var backendLabel: String {
+        if keyReference != nil { return "agent" }
+        return key != nil ? "in-process" : "pkcs11"
     }
 }

@@ -56,7 +56,7 @@ public final class RelayMetrics: Sendable {
             name: "signet_relayed_bytes_total", help: "Message bytes the next hop accepted, signature fields included."),
         .init(
             name: "signet_signatures_total",
-            help: "DKIM signatures made, by signing domain, selector, algorithm and result."),
+            help: "DKIM signatures made, by signing domain, selector, algorithm, key backend and result."),
         .init(name: "signet_messages_unsigned_total", help: "Messages passed on without a signature, by reason."),
         .init(name: "signet_arc_seals_total", help: "ARC sets added, by the chain validation result cv."),
         .init(
@@ -258,11 +258,11 @@ public final class RelayMetrics: Sendable {
         nextHopUp.set(succeeded ? 1 : 0)
     }
 
-    func signature(domain: String, selector: String, algorithm: String, succeeded: Bool) {
+    func signature(domain: String, selector: String, algorithm: String, backend: String, succeeded: Bool) {
         count(
             "signet_signatures_total",
             [
-                "domain": domain, "selector": selector, "algorithm": algorithm,
+                "domain": domain, "selector": selector, "algorithm": algorithm, "backend": backend,
                 "result": succeeded ? "success" : "failure",
             ])
     }

@@ -39,15 +39,45 @@ public final class SignerPool: Sendable {
         let work = signatures.map { SignatureJob(signer: $0.signer, prepared: $0.prepared) }
         metrics.signerJobQueued()
         defer { metrics.signerJobDone() }
-        if work.contains(where: { $0.signer.key == nil }) { return try await agentFields(work) }
-        return try await threads.runIfActive {
+        // Keys are chosen per key, so one message may need the agent for one signature and this process (memory or
+        // a PKCS#11 token) for another.
+        let local = work.indices.filter { work[$0].signer.signingKey != nil }
+        guard local.count < work.count else { return try await localFields(work) }
+        guard !local.isEmpty else { return try await agentFields(work) }
+        async let agentSigned = agentFields(work.indices.filter { !local.contains($0) }.map { work[$0] })
+        let localSigned = try await localFields(local.map { work[$0] })
+        let fromAgent = try await agentSigned
+        var fields = [String](repeating: "", count: work.count)
+        var nextLocal = 0
+        var nextAgent = 0
+        for index in work.indices {
+            if local.contains(index) {
+                fields[index] = localSigned[nextLocal]
+                nextLocal += 1
+            } else {
+                fields[index] = fromAgent[nextAgent]
+                nextAgent += 1
+            }
+        }
+        return fields
+    }
+
+    /// Signatures by keys this process can use, on the pool's threads. A token's signature is checked against the
+    /// public key like the agent's: a confused token costs a retry, never a wrong signature.
+    private func localFields(_ work: [SignatureJob]) async throws -> [String] {
+        try await threads.runIfActive {
             try work.map { job in
+                let signer = job.signer
                 let signature: [UInt8]
                 do {
-                    guard let key = job.signer.key else { throw DKIMError(.signingFailed, "no private key") }
+                    guard let key = signer.signingKey else { throw DKIMError(.signingFailed, "no private key") }
                     signature = try key.signature(forSHA256Digest: job.prepared.digest)
                 } catch {
-                    throw DKIMError(.signingFailed, "signing for d=\(job.signer.domain) s=\(job.signer.selector) failed: \(error)")
+                    throw DKIMError(.signingFailed, "signing for d=\(signer.domain) s=\(signer.selector) failed: \(error)")
+                }
+                if signer.key == nil, !signer.publicKey.isValidSignature(signature, forSHA256Digest: job.prepared.digest) {
+                    throw DKIMError(
+                        .signingFailed, "the token's signature for d=\(signer.domain) s=\(signer.selector) does not verify")
                 }
                 return job.prepared.field(signature: signature)
             }

@@ -14,29 +14,39 @@ public struct SigningTable: Sendable {
     /// Every distinct `d=`/`s=` pair the table can sign as.
     public let identities: Set<SigningIdentity>
 
-    /// Builds the signers of every rule; `loadKey` reads a key file (tests may pass keys in memory).
+    /// Builds the signers of every rule, each key from its backend: a PEM file read here (`loadKey`; tests may pass
+    /// keys in memory), a PKCS#11 token (`openPKCS11`), or, for keys with the agent backend when `agentKeys` is
+    /// given, the public keys a signer agent reported (this process never reads those key files). Without
+    /// `agentKeys` the agent's key files are read here too, which is how `signet check-config` checks them.
     public init(
         _ signing: RelayConfiguration.Signing,
-        loadKey: (String) throws -> PrivateKey = { try PrivateKey(contentsOfFile: $0, requirePrivatePermissions: true) }
+        agentKeys: [SignerAgentProtocol.KeyDescription]? = nil,
+        loadKey: (String) throws -> PrivateKey = { try PrivateKey(contentsOfFile: $0, requirePrivatePermissions: true) },
+        openPKCS11: (PKCS11KeyLocation) throws -> any DigestSigningKey = { try PKCS11Key($0) }
     ) throws(ConfigurationError) {
-        try self.init(signing) { name, entry in .local(try loadKey(entry.keyFile)) }
-    }
-
-    /// Builds the signers from the public keys a signer agent reported: this process never reads the key files.
-    public init(_ signing: RelayConfiguration.Signing, agentKeys: [SignerAgentProtocol.KeyDescription]) throws(ConfigurationError) {
-        let byName = Dictionary(agentKeys.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let byName = Dictionary((agentKeys ?? []).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         try self.init(signing) { name, entry in
-            guard let description = byName[name] else {
-                throw ConfigurationError(["the signer agent holds no key named \(name)"])
+            switch signing.backend(of: entry) {
+            case .pkcs11:
+                guard let location = entry.pkcs11 else { throw ConfigurationError(["no pkcs11 section"]) }
+                return .local(try openPKCS11(location))
+            case .agent where agentKeys != nil:
+                guard let description = byName[name] else {
+                    throw ConfigurationError(["the signer agent holds no key named \(name)"])
+                }
+                return .agent(
+                    try PublicKey(dkimKeyData: description.publicKeyData, algorithm: description.algorithm),
+                    reference: name)
+            case .agent, .inProcess:
+                return .local(try loadKey(entry.keyFile))
             }
-            return .agent(
-                try PublicKey(dkimKeyData: description.publicKeyData, algorithm: description.algorithm), reference: name)
         }
     }
 
-    /// A key as the table sees it: the private key itself, or the public half and the agent's name for it.
+    /// A key as the table sees it: one this process signs with (in memory or in a token), or the public half and
+    /// the agent's name for it.
     private enum Loaded {
-        case local(PrivateKey)
+        case local(any DigestSigningKey)
         case agent(PublicKey, reference: String)
 
         var algorithm: KeyAlgorithm {
@@ -57,13 +67,13 @@ public struct SigningTable: Sendable {
                 let key = try load(name, entry)
                 if let algorithm = entry.algorithm, algorithm.keyAlgorithm != key.algorithm {
                     problems.append(
-                        "signing.keys.\(name): \(entry.keyFile) is a \(key.algorithm.rawValue) key, not for \(algorithm.rawValue)"
+                        "signing.keys.\(name): \(entry.pkcs11.map { "PKCS#11 key \($0)" } ?? entry.keyFile) is a \(key.algorithm.rawValue) key, not for \(algorithm.rawValue)"
                     )
                     continue
                 }
                 loaded[name] = key
             } catch {
-                problems.append("signing.keys.\(name): cannot use key file \(entry.keyFile): \(error)")
+                problems.append("signing.keys.\(name): cannot use \(entry.source): \(error)")
             }
         }
         var rules: [String: [DKIMSigner]] = [:]
@@ -81,9 +91,9 @@ public struct SigningTable: Sendable {
                 do {
                     let signer: DKIMSigner
                     switch key {
-                    case .local(let privateKey):
+                    case .local(let signingKey):
                         signer = try DKIMSigner(
-                            domain: entry.domain, selector: entry.selector, key: privateKey, options: options)
+                            signingKey: signingKey, domain: entry.domain, selector: entry.selector, options: options)
                     case .agent(let publicKey, let reference):
                         signer = try DKIMSigner(
                             domain: entry.domain, selector: entry.selector, publicKey: publicKey, keyReference: reference,
