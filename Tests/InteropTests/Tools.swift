@@ -73,10 +73,23 @@ enum Tools {
     }
 
     /// A TCP connection to 127.0.0.1:`port`, with `timeout` seconds on every read and write when given; the
-    /// caller closes the descriptor.
-    static func connectToLoopback(port: Int, timeout: Double? = nil) throws -> Int32 {
+    /// caller closes the descriptor. `from`: the local address to connect from (another loopback address).
+    static func connectToLoopback(port: Int, timeout: Double? = nil, from: String? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ToolError("socket() failed: errno \(errno)") }
+        if let from {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(from)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let error = errno
+                close(fd)
+                throw ToolError("bind to \(from) failed: errno \(error)")
+            }
+        }
         if let timeout {
             var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -24,8 +24,8 @@ final class WireClient: @unchecked Sendable {
     private var inbox: [UInt8] = []
     private var closed = false
 
-    init(port: Int, timeout: Double = 60) throws {
-        fd = try Tools.connectToLoopback(port: port, timeout: timeout)
+    init(port: Int, timeout: Double = 60, from: String? = nil) throws {
+        fd = try Tools.connectToLoopback(port: port, timeout: timeout, from: from)
     }
 
     deinit { close() }
@@ -41,6 +41,12 @@ final class WireClient: @unchecked Sendable {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         close()
+    }
+
+    /// Sets SO_RCVBUF: a small receive window makes a server's replies back up sooner.
+    func setReceiveBuffer(_ bytes: Int32) {
+        var size = bytes
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
     func send(_ bytes: [UInt8]) throws {

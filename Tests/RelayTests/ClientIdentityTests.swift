@@ -30,6 +30,22 @@ struct ClientIdentityTests {
         #expect(identity.address == "2001:db8::7")
     }
 
+    /// xtext can carry CR, LF and other controls; sent on in EHLO after XCLIENT they would end the line.
+    @Test func valuesWithControlCharactersAreRefused() throws {
+        var identity = ClientIdentity(peer: try SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        identity.helo = "before.example"
+        for (keyword, value) in [
+            ("HELO", "foo+0D+0ABcc:+20victim@example.net"), ("NAME", "a+0Ab"), ("LOGIN", "alice+0D"),
+            ("PROTO", "ESMTP+00"), ("HELO", "x+7Fy"), ("HELO", "tab+09here"),
+        ] {
+            #expect(identity.apply([SMTPParameter(keyword, value)]) == keyword, "\(keyword)=\(value)")
+        }
+        #expect(identity.helo == "before.example")
+        // Printable text is still taken.
+        #expect(identity.apply([SMTPParameter("HELO", "ok+20name")]) == nil)
+        #expect(identity.helo == "ok name")
+    }
+
     @Test func applyingAttributesFromATrustedClient() throws {
         var identity = ClientIdentity(peer: try SocketAddress(ipAddress: "127.0.0.1", port: 1))
         #expect(

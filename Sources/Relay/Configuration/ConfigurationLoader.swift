@@ -81,8 +81,12 @@ public enum ConfigurationLoader {
         for (name, value) in [
             ("limits.max_connections", limits.maxConnections), ("limits.max_message_size", limits.maxMessageSize),
             ("limits.max_recipients", limits.maxRecipients), ("limits.spool_threshold", limits.spoolThreshold),
+            ("limits.max_header_size", limits.maxHeaderSize), ("limits.max_header_fields", limits.maxHeaderFields),
         ] where value <= 0 {
             problems.append("\(name): must be positive, not \(value)")
+        }
+        if limits.maxConnectionsPerClient < 0 {
+            problems.append("limits.max_connections_per_client: must be 0 (no limit) or positive")
         }
         return problems
     }
@@ -127,11 +131,12 @@ public enum ConfigurationLoader {
         "xclient_networks": .list, "metrics_listen": .scalar,
         "limits": .map([
             "max_connections": .scalar, "max_message_size": .scalar, "max_recipients": .scalar,
-            "spool_threshold": .scalar,
+            "spool_threshold": .scalar, "max_connections_per_client": .scalar, "max_header_size": .scalar,
+            "max_header_fields": .scalar,
         ]),
         "timeouts": .map([
             "command": .scalar, "data_block": .scalar, "next_hop_connect": .scalar, "next_hop_command": .scalar,
-            "next_hop_data_end": .scalar, "shutdown_grace": .scalar,
+            "next_hop_data_end": .scalar, "shutdown_grace": .scalar, "min_data_rate": .scalar,
         ]),
         "signing": .map([
             "keys": .dictionary(.map(keyEntrySchema)),
@@ -245,6 +250,11 @@ public enum ConfigurationLoader {
                 int(limits["max_message_size"], "limits.max_message_size", &configuration.limits.maxMessageSize)
                 int(limits["max_recipients"], "limits.max_recipients", &configuration.limits.maxRecipients)
                 int(limits["spool_threshold"], "limits.spool_threshold", &configuration.limits.spoolThreshold)
+                int(
+                    limits["max_connections_per_client"], "limits.max_connections_per_client",
+                    &configuration.limits.maxConnectionsPerClient)
+                int(limits["max_header_size"], "limits.max_header_size", &configuration.limits.maxHeaderSize)
+                int(limits["max_header_fields"], "limits.max_header_fields", &configuration.limits.maxHeaderFields)
             }
             if let node = top["timeouts"], case .map(let schema) = ConfigurationLoader.schema["timeouts"]! {
                 let timeouts = keys(node, "timeouts", schema)
@@ -254,6 +264,7 @@ public enum ConfigurationLoader {
                 int(timeouts["next_hop_command"], "timeouts.next_hop_command", &configuration.timeouts.nextHopCommand)
                 int(timeouts["next_hop_data_end"], "timeouts.next_hop_data_end", &configuration.timeouts.nextHopDataEnd)
                 int(timeouts["shutdown_grace"], "timeouts.shutdown_grace", &configuration.timeouts.shutdownGrace)
+                int(timeouts["min_data_rate"], "timeouts.min_data_rate", &configuration.timeouts.minDataRate)
             }
             if let node = top["signing"], case .map(let schema) = ConfigurationLoader.schema["signing"]! {
                 configuration.signing = signing(keys(node, "signing", schema))

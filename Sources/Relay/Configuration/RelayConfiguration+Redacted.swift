@@ -49,11 +49,14 @@ extension RelayConfiguration {
             "limits": [
                 "max_connections": limits.maxConnections, "max_message_size": limits.maxMessageSize,
                 "max_recipients": limits.maxRecipients, "spool_threshold": limits.spoolThreshold,
+                "max_connections_per_client": limits.maxConnectionsPerClient,
+                "max_header_size": limits.maxHeaderSize, "max_header_fields": limits.maxHeaderFields,
             ],
             "timeouts": [
                 "command": timeouts.command, "data_block": timeouts.dataBlock,
                 "next_hop_connect": timeouts.nextHopConnect, "next_hop_command": timeouts.nextHopCommand,
                 "next_hop_data_end": timeouts.nextHopDataEnd, "shutdown_grace": timeouts.shutdownGrace,
+                "min_data_rate": timeouts.minDataRate,
             ],
             "signing": [
                 "keys": signingKeys, "table": table, "canonicalization": signing.canonicalization.tagValue,

@@ -118,12 +118,20 @@ public struct RelayConfiguration: Sendable, Equatable {
     public struct Limits: Sendable, Equatable {
         /// Concurrent client connections; more get 421 at connect.
         public var maxConnections = 1000
+        /// Concurrent connections from one client IP address; more from it get 421 4.7.0 at connect, so one
+        /// client cannot take every slot of `maxConnections`. 0: no limit (the default: Signet usually sits
+        /// behind one MTA, whose connections all come from one address).
+        public var maxConnectionsPerClient = 0
         /// Largest message accepted, advertised as SIZE.
         public var maxMessageSize = 50 * 1024 * 1024
         /// Recipients per transaction (RFC 5321 §4.5.3.1.8 asks for at least 100).
         public var maxRecipients = 1000
         /// Messages larger than this are spooled to a private temporary file instead of memory.
         public var spoolThreshold = 8 * 1024 * 1024
+        /// Largest header section (fields and their line ends); a larger one gets 552 5.3.4 at end of data.
+        public var maxHeaderSize = 1024 * 1024
+        /// Most header fields in one message; more get 552 5.3.4 at end of data.
+        public var maxHeaderFields = 1000
         public init() {}
     }
 
@@ -133,6 +141,11 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var command = 300
         /// Waiting for the next chunk of message data from the client.
         public var dataBlock = 180
+        /// Bytes per second a client must keep up for a read to buy it more time (Postfix's smtpd_min_data_rate):
+        /// a read of n bytes that does not complete a command moves the deadline on by n / rate seconds only, so
+        /// a client trickling a byte at a time (slowloris) still meets `command` or `data_block`. 0 turns it off
+        /// (every read re-arms the whole timeout, as RFC 5321 describes).
+        public var minDataRate = 500
         /// Connecting to the next hop.
         public var nextHopConnect = 30
         /// Waiting for the next hop to answer a command.

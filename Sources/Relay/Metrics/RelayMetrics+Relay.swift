@@ -26,7 +26,12 @@ extension RelayMetrics {
         if reply.isTransientFailure {
             tempfailed(.localError)
         } else {
-            rejected(reply.code == 552 ? .tooLarge : .malformed)
+            if reply.code == 552 {
+                let header = reply.lines.first?.hasPrefix(InboundSession.headerLimitText) == true
+                rejected(header ? .headerTooLarge : .tooLarge)
+            } else {
+                rejected(.malformed)
+            }
         }
     }
 

@@ -24,7 +24,15 @@ public final class RelayMetrics: Sendable {
         .init(name: "signet_connections_accepted_total", help: "SMTP connections accepted."),
         .init(
             name: "signet_connections_refused_total",
-            help: "SMTP connections refused at connect, by reason (access: not in client_networks; limit: too many)."),
+            help:
+                "SMTP connections refused at connect, by reason (access: not in client_networks; limit: too many; "
+                + "per_client: too many from one client address)."),
+        .init(
+            name: "signet_limits_exceeded_total",
+            help:
+                "Client actions refused or ended by a configured limit, by limit (recipients, command_timeout, "
+                + "data_timeout); connection limits are counted in signet_connections_refused_total, size and header "
+                + "limits in signet_messages_rejected_total."),
         .init(name: "signet_connections_active", help: "SMTP client connections open now."),
         .init(name: "signet_tls_handshakes_total", help: "Inbound TLS handshakes, by result."),
         .init(name: "signet_auth_attempts_total", help: "SMTP AUTH attempts, by result (success, failure)."),
@@ -101,6 +109,8 @@ public final class RelayMetrics: Sendable {
     /// Why Signet itself refused a message with a 5xx.
     public enum RejectReason: String, Sendable, CaseIterable {
         case tooLarge = "too_large"
+        /// The header section passed `limits.max_header_size` or `limits.max_header_fields`.
+        case headerTooLarge = "header_too_large"
         case malformed
     }
 
@@ -179,8 +189,24 @@ public final class RelayMetrics: Sendable {
 
     // MARK: Connections
 
-    func connectionRefused(byAccessControl: Bool) {
-        count("signet_connections_refused_total", ["reason": byAccessControl ? "access" : "limit"])
+    /// Why a connection was refused at connect.
+    enum RefusalReason: String {
+        case access, limit
+        case perClient = "per_client"
+    }
+
+    func connectionRefused(_ reason: RefusalReason) {
+        count("signet_connections_refused_total", ["reason": reason.rawValue])
+    }
+
+    /// A configured limit refused or ended something a client did (`limit` as in the metric's help).
+    func limitExceeded(_ limit: String) {
+        count("signet_limits_exceeded_total", ["limit": limit])
+    }
+
+    /// A client timeout fired (the connection gets 421 4.4.2 and closes).
+    func clientTimedOut(_ phase: ClientPhase) {
+        limitExceeded(phase == .data ? "data_timeout" : "command_timeout")
     }
 
     /// One inbound TLS handshake finished (called by the STARTTLS code).

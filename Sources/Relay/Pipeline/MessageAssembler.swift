@@ -27,6 +27,8 @@ struct MessageAssembler {
     private var detail = ""
     private(set) var content: MessageContent
     private(set) var fromDomain: String?
+    /// Set when the header section passed the size or field-count limit: the message must be refused.
+    private(set) var headerLimitExceeded: MailMessageError?
     /// The last two bytes taken, to complete a final line that lacks its CRLF.
     private var lastTwo: UInt16 = 0
 
@@ -64,6 +66,9 @@ struct MessageAssembler {
                 hashers?.update(body)
             }
         } catch {
+            if error.code == .headerTooLarge || error.code == .tooManyHeaderFields {
+                headerLimitExceeded = error
+            }
             markUnsigned(.unparsableHeader, "\(error)")
         }
     }

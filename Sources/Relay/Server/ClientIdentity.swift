@@ -48,6 +48,9 @@ struct ClientIdentity: Sendable, Hashable {
     mutating func apply(_ attributes: [SMTPParameter]) -> String? {
         for attribute in attributes {
             guard let raw = attribute.value, let value = XText.decode(raw) else { return attribute.keyword }
+            // xtext can encode CR and LF ("+0D+0A"); sent on in EHLO, XCLIENT or XFORWARD, such a value would
+            // end the line and start a command of the client's choosing at the next hop.
+            guard !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return attribute.keyword }
             let known = value == "[UNAVAILABLE]" || value == "[TEMPUNAVAIL]" ? nil : value
             switch attribute.keyword {
             case "ADDR":

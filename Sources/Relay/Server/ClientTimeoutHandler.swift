@@ -14,7 +14,9 @@ enum ClientPhase: Sendable, Hashable {
 
 /// Closes a client connection that has been silent longer than its phase allows, with a 421 first.
 ///
-/// The timer is re-armed by every read; the session moves it between phases through `ClientTimer`.
+/// Entering a phase and a read that completes a command line re-arm the whole timeout; other reads move the
+/// deadline on by their size over `minDataRate` only (never past a whole timeout from now), so a client that
+/// trickles bytes cannot hold a connection for ever. The session moves it between phases through `ClientTimer`.
 final class ClientTimeoutHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -23,13 +25,22 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
 
     private let commandTimeout: TimeAmount
     private let dataTimeout: TimeAmount
+    private let minDataRate: Int
+    private let onTimeout: @Sendable (ClientPhase) -> Void
     private var phase = ClientPhase.command
     private var timer: Scheduled<Void>?
+    private var deadline = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
 
-    init(commandSeconds: Int, dataSeconds: Int) {
+    /// `minDataRate` bytes per second (0: every read re-arms); `onTimeout` counts a timeout that fired.
+    init(
+        commandSeconds: Int, dataSeconds: Int, minDataRate: Int = 0,
+        onTimeout: @escaping @Sendable (ClientPhase) -> Void = { _ in }
+    ) {
         self.commandTimeout = .seconds(Int64(commandSeconds))
         self.dataTimeout = .seconds(Int64(dataSeconds))
+        self.minDataRate = minDataRate
+        self.onTimeout = onTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -48,7 +59,15 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        arm()
+        let bytes = unwrapInboundIn(data)
+        if minDataRate <= 0 || (phase == .command && bytes.readableBytesView.contains(UInt8(ascii: "\n"))) {
+            arm()
+        } else if timer != nil {
+            // Progress buys time in proportion to its size, capped at one whole timeout from now.
+            let earned = TimeAmount.nanoseconds(Int64(bytes.readableBytes) * 1_000_000_000 / Int64(minDataRate))
+            let cap = NIODeadline.now() + (phase == .data ? dataTimeout : commandTimeout)
+            schedule(at: min(deadline + earned, cap))
+        }
         context.fireChannelRead(data)
     }
 
@@ -66,18 +85,27 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     }
 
     private func arm() {
+        switch phase {
+        case .command: schedule(at: .now() + commandTimeout)
+        case .data: schedule(at: .now() + dataTimeout)
+        case .waitingForUs:
+            timer?.cancel()
+            timer = nil
+        }
+    }
+
+    private func schedule(at deadline: NIODeadline) {
         timer?.cancel()
         timer = nil
         guard let context else { return }
-        let timeout: TimeAmount
-        switch phase {
-        case .command: timeout = commandTimeout
-        case .data: timeout = dataTimeout
-        case .waitingForUs: return
-        }
+        self.deadline = deadline
+        let timeout = phase == .data ? dataTimeout : commandTimeout
         let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         let seconds = timeout.nanoseconds / 1_000_000_000
-        timer = context.eventLoop.scheduleTask(in: timeout) {
+        let phase = self.phase
+        let onTimeout = self.onTimeout
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            onTimeout(phase)
             let context = loopBoundContext.value
             let reply = SMTPReply(
                 code: 421, EnhancedStatusCode(4, 4, 2), "no input for \(seconds) seconds, closing connection")

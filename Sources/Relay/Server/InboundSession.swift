@@ -180,6 +180,7 @@ struct InboundSession {
         let action = session.handle(command)
         switch action {
         case .reply(let reply):
+            if case .rcpt = command, reply.code == 452 { context.metrics.limitExceeded("recipients") }
             if case .data = command { framer.rejectMessageData() }
             if case .bdat = command {
                 chunkRefusal = reply  // RFC 3030: the chunk is read first, then refused
@@ -332,12 +333,18 @@ struct InboundSession {
 
     private mutating func startMessage() {
         messageProblem = nil
+        let limits = context.configuration.limits
         assembler = MessageAssembler(
             signingTable: context.signingTable,
-            spoolThreshold: context.configuration.limits.spoolThreshold,
-            spoolDirectory: NSTemporaryDirectory()
+            spoolThreshold: limits.spoolThreshold,
+            spoolDirectory: NSTemporaryDirectory(),
+            limits: MailMessageLimits(maxHeaderBytes: limits.maxHeaderSize, maxHeaderFields: limits.maxHeaderFields)
         )
     }
+
+    /// How the 552 for a header section over the limits begins (the metrics tell it from a message too large).
+    static let headerLimitText = "header section over the limit"
+
 
     private mutating func append(_ data: ByteBuffer) {
         guard messageProblem == nil, assembler != nil else { return }
@@ -349,6 +356,11 @@ struct InboundSession {
         }
         do {
             try assembler!.append(data)
+            if let error = assembler!.headerLimitExceeded {
+                // Refused rather than sent on unsigned: the client learns why, and nothing half-checked goes out.
+                messageProblem = SMTPReply(
+                    code: 552, EnhancedStatusCode(5, 3, 4), "\(Self.headerLimitText): \(error.reason)")
+            }
         } catch let error as MailMessageError {
             messageProblem = SMTPReply(code: 554, EnhancedStatusCode(5, 6, 0), "message refused: \(error.reason)")
         } catch {

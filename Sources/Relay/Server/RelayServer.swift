@@ -17,6 +17,8 @@ public final class RelayServer: Service, Sendable {
     private let draining = NIOLockedValueBox(false)
     private let logger: Logger
     private let active = NIOLockedValueBox<[ObjectIdentifier: (channel: any Channel, drain: SessionDrain)]>([:])
+    /// Open connections per client IP address, for `limits.max_connections_per_client`.
+    private let perClient = NIOLockedValueBox<[String: Int]>([:])
     private let boundAddresses = NIOLockedValueBox<[SocketAddress]>([])
     private let readyPromise: NIOLockedValueBox<[CheckedContinuation<[SocketAddress], Never>]> = NIOLockedValueBox([])
 
@@ -144,7 +146,10 @@ public final class RelayServer: Service, Sendable {
                         let context = self.current.withLockedValue { $0 }
                         let timeouts = context.configuration.timeouts
                         try channel.pipeline.syncOperations.addHandler(
-                            ClientTimeoutHandler(commandSeconds: timeouts.command, dataSeconds: timeouts.dataBlock)
+                            ClientTimeoutHandler(
+                                commandSeconds: timeouts.command, dataSeconds: timeouts.dataBlock,
+                                minDataRate: timeouts.minDataRate,
+                                onTimeout: { [metrics = context.metrics] phase in metrics.clientTimedOut(phase) })
                         )
                         if context.security.serverTLS != nil {
                             var logger = context.logger
@@ -217,6 +222,19 @@ public final class RelayServer: Service, Sendable {
             return channels.count
         }
         defer { _ = active.withLockedValue { $0.removeValue(forKey: id) } }
+        // Per client IP address, so one client cannot hold every slot of max_connections.
+        let clientAddress = peer?.ipAddress ?? "?"
+        let fromClient = perClient.withLockedValue { counts -> Int in
+            let open = counts[clientAddress, default: 0] + 1
+            counts[clientAddress] = open
+            return open
+        }
+        defer {
+            perClient.withLockedValue { counts in
+                let left = (counts[clientAddress] ?? 1) - 1
+                counts[clientAddress] = left > 0 ? left : nil
+            }
+        }
 
         let refusal: SMTPReply?
         let trusted = peer.map { peer in configuration.clientNetworks.contains(where: { $0.contains(peer) }) } ?? true
@@ -225,11 +243,16 @@ public final class RelayServer: Service, Sendable {
             refusal = SMTPReply(code: 554, EnhancedStatusCode(5, 7, 1), "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
         } else if count > configuration.limits.maxConnections {
             refusal = SMTPReply(code: 421, EnhancedStatusCode(4, 7, 0), "\(configuration.hostname) too many connections, try again later")
+        } else if configuration.limits.maxConnectionsPerClient > 0 && fromClient > configuration.limits.maxConnectionsPerClient {
+            refusal = SMTPReply(
+                code: 421, EnhancedStatusCode(4, 7, 0),
+                "\(configuration.hostname) too many connections from \(clientAddress), try again later")
         } else {
             refusal = nil
         }
         if let refusal {
-            context.metrics.connectionRefused(byAccessControl: refusal.code == 554)
+            context.metrics.connectionRefused(
+                refusal.code == 554 ? .access : count > configuration.limits.maxConnections ? .limit : .perClient)
             context.logger.notice("connection refused", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "reply": "\(refusal.code)"])
             try? await connection.executeThenClose { _, outbound in
                 try await outbound.write(refusal.encoded())
