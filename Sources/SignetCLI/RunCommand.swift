@@ -283,7 +283,8 @@ struct CheckConfigCommand: ParsableCommand {
             let table = try SigningTable(configuration.signing)
             let security = try configuration.checkSecurityFiles()
             if configuration.srs.mode != .off { _ = try configuration.srs.resolvedSecrets() }
-            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security)")
+            let authentication = try configuration.checkAuthentication(table: table)
+            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security); \(authentication)")
         } catch {
             throw CLIError("invalid configuration in \(file):\n\(error)")
         }
