@@ -189,7 +189,11 @@ struct RunCommand: AsyncParsableCommand {
         } else if !selectors.isEmpty || !keys.isEmpty {
             throw CLIError("--selector and --key need --domain")
         }
-        if configuration.signing.table.isEmpty && configuration.signing.keys.isEmpty {
+        // A relay set up only to verify (inbound mode) signs nothing: the first-run key would sign every message
+        // it passes on as d=signet.test.
+        if configuration.signing.table.isEmpty && configuration.signing.keys.isEmpty
+            && !configuration.authentication.addResults
+        {
             try addDevelopmentKey(to: &configuration, logger: logger)
         }
         return configuration

@@ -228,7 +228,9 @@ struct RelayAuthenticationTests {
                     "\(verifier) hop \(hop): \(verdicts[verifier]?[path] ?? "no verdict")")
             }
             #expect(verdicts[verifier]?[intactFile]?.hasPrefix("pass") == true, "\(verifier): \(verdicts)")
-            #expect(verdicts[verifier]?[brokenFile]?.hasPrefix("fail") == true, "\(verifier): \(verdicts)")
+            // Mail::DKIM says fail; dkimpy says none ("ARC-Seal[2] reported failure, the chain is terminated").
+            let broken = verdicts[verifier]?[brokenFile] ?? ""
+            #expect(broken.hasPrefix("fail") || broken.hasPrefix("none"), "\(verifier): \(broken)")
         }
         // Every AAR parses as an A-R payload (authres), and the third one carries arc=pass.
         let aars = Self.fields("ARC-Authentication-Results", in: message)
