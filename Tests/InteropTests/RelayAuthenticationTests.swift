@@ -324,4 +324,67 @@ struct RelayAuthenticationTests {
             #expect(mine.filter { $0.method == "arc" }.map(\.result) == ["none"], "\(entry.name): \(mine)")
         }
     }
+
+    // MARK: DNS problems
+
+    @Test("a resolver that never answers: temperror within the time budget, the message still relayed")
+    func silentResolverGivesTemperrorWithinBudget() throws {
+        let dir = try Tools.makeTemporaryDirectory("relay-dns-silent")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keys = try Self.setUp(dir, domains: ["author.example"], extra: [])
+        // A UDP socket that reads nothing: questions forwarded to it are never answered.
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        try #require(bound, "cannot bind a UDP socket: errno \(errno)")
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let relay = try Relay(
+            dir, "silent",
+            "dns: {forwarders: [\"127.0.0.1@\(port)\"], timeout: 60}\n"
+                + "authentication: {add_results: true, authserv_id: mx.test.example, time_budget: 2}\n")
+        let started = Date()
+        let output = try relay.relay(
+            try Self.authorMessage(keys: keys), from: "author@author.example", to: "someone@test.example",
+            client: ("192.0.2.25", "mail.author.example"))
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(elapsed < 15, "the transaction took \(elapsed) s with a 2 s budget")
+        let fields = Self.fields("Authentication-Results", in: output)
+        try #require(fields.count == 1, "\(fields)")
+        let parsed = try Self.authres(fields)
+        let mine = Self.results(parsed[0])
+        #expect(parsed[0]["error"] == nil, "\(parsed[0])")
+        for method in ["dkim", "spf", "dmarc"] {
+            #expect(mine.filter { $0.method == method }.map(\.result) == ["temperror"], "\(method): \(mine)")
+        }
+    }
+
+    @Test("TIMEOUT and SERVFAIL in the zone: temperror for DKIM and SPF")
+    func zoneFailuresGiveTemperror() throws {
+        let dir = try Tools.makeTemporaryDirectory("relay-dns-fail")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keys = try Self.setUp(dir, domains: ["author.example"], extra: [])
+        // The same key records, but the author's key and SPF names fail.
+        let zone = try String(contentsOfFile: keys.zoneFile, encoding: .utf8)
+            .replacingOccurrences(of: "arc._domainkey.author.example.", with: "unused._domainkey.author.example.")
+            + "arc._domainkey.author.example. TIMEOUT\nauthor.example. SERVFAIL\n"
+        try zone.write(toFile: keys.zoneFile, atomically: true, encoding: .utf8)
+        let relay = try Relay(
+            dir, "failing",
+            "dns: {zone_file: \(keys.zoneFile)}\nauthentication: {add_results: true, authserv_id: mx.test.example}\n")
+        let output = try relay.relay(
+            try Self.authorMessage(keys: keys), from: "author@author.example", to: "someone@test.example",
+            client: ("192.0.2.25", "mail.author.example"))
+        let parsed = try Self.authres(Self.fields("Authentication-Results", in: output))
+        let mine = Self.results(parsed[0])
+        #expect(mine.filter { $0.method == "dkim" }.map(\.result) == ["temperror"], "\(mine)")
+        #expect(mine.filter { $0.method == "spf" }.map(\.result) == ["temperror"], "\(mine)")
+    }
 }

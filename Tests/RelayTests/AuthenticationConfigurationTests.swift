@@ -9,7 +9,7 @@ import Testing
 struct AuthenticationConfigurationTests {
     static let yaml = """
         hostname: relay.example.net
-        dns: {forwarders: [192.0.2.53, "2001:db8::53"], timeout: 3}
+        dns: {forwarders: [192.0.2.53, "2001:db8::53", "127.0.0.1@5353"], timeout: 3}
         authentication: {add_results: true, authserv_id: mx.example.net, max_signatures: 4, time_budget: 7}
         signing:
           keys:
@@ -24,7 +24,7 @@ struct AuthenticationConfigurationTests {
 
     @Test func readsEveryKey() throws {
         let configuration = try ConfigurationLoader.load(yaml: Self.yaml)
-        #expect(configuration.dns.forwarders == ["192.0.2.53", "2001:db8::53"])
+        #expect(configuration.dns.forwarders == ["192.0.2.53", "2001:db8::53", "127.0.0.1@5353"])
         #expect(configuration.dns.timeout == 3)
         #expect(configuration.dns.zoneFile == nil)
         #expect(configuration.authentication.addResults)
@@ -80,6 +80,7 @@ struct AuthenticationConfigurationTests {
             ("authentication: {authserv_id: 'has space'}", "authentication.authserv_id"),
             ("dns: {timeout: 0}", "dns.timeout"),
             ("dns: {forwarders: [resolver.example]}", "not an IP address"),
+            ("dns: {forwarders: [192.0.2.1@x]}", "not an IP address"),
             ("dns: {zone_file: /z, forwarders: [192.0.2.1]}", "zone_file answers everything"),
         ]
         let keys = "signing: {keys: {k: {domain: example.org, selector: s, key_file: /k}}}\n"

@@ -99,8 +99,13 @@ public enum ConfigurationLoader {
         {
             problems.append("dns: zone_file answers everything itself; forwarders and trust_anchor_file do not apply")
         }
-        for forwarder in configuration.dns.forwarders where IPAddress(forwarder) == nil {
-            problems.append("dns.forwarders: '\(forwarder)' is not an IP address")
+        for forwarder in configuration.dns.forwarders {
+            // `address` or `address@port`, as unbound writes forwarders.
+            let parts = forwarder.split(separator: "@", omittingEmptySubsequences: false)
+            let portOK = parts.count == 1 || (parts.count == 2 && UInt16(parts[1]) != nil)
+            if parts.count > 2 || !portOK || IPAddress(parts[0]) == nil {
+                problems.append("dns.forwarders: '\(forwarder)' is not an IP address or address@port")
+            }
         }
         let authentication = configuration.authentication
         if authentication.maxSignatures < 1 || authentication.maxSignatures > 100 {
