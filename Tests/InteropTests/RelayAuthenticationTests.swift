@@ -13,6 +13,7 @@ struct RelayAuthenticationTests {
     struct Relay {
         var process: Running
         var port: Int
+        var metricsPort: Int
         var captured: URL
 
         init(_ dir: URL, _ name: String, _ yaml: String) throws {
@@ -20,11 +21,12 @@ struct RelayAuthenticationTests {
             captured = folder.appendingPathComponent("captured")
             try FileManager.default.createDirectory(at: captured, withIntermediateDirectories: true)
             port = RelayEndToEndTests.freePort()
+            metricsPort = RelayEndToEndTests.freePort()
             let config = folder.appendingPathComponent("signet.yaml")
             let text =
                 """
                 listen: ["127.0.0.1:\(port)"]
-                metrics_listen: ""
+                metrics_listen: 127.0.0.1:\(metricsPort)
                 state_directory: \(folder.path)
                 capture_directory: \(captured.path)
                 xclient_networks: [127.0.0.1]
@@ -41,6 +43,16 @@ struct RelayAuthenticationTests {
             } catch {
                 throw ToolError("\(error); signet \(name) said:\n\(process.output)")
             }
+        }
+
+        /// The value of one series on /metrics (0 when absent), `series` written as Prometheus prints it.
+        func metric(_ series: String) throws -> Double {
+            let output = try Tools.run("/usr/bin/curl", ["-fsS", "http://127.0.0.1:\(metricsPort)/metrics"])
+            try #require(output.status == 0, "curl /metrics: \(output.stderr)")
+            for line in output.text.split(separator: "\n") where line.hasPrefix(series + " ") {
+                return Double(line.dropFirst(series.count + 1)) ?? -1
+            }
+            return 0
         }
 
         /// Sends `message` (optionally stating the client with XCLIENT) and returns what the relay passed on.
@@ -217,6 +229,9 @@ struct RelayAuthenticationTests {
             let list = signatures.filter { $0.file == path && $0.domain == "list\(hop).example" }.map(\.result)
             #expect(list == ["pass"], "hop \(hop): list\(hop).example's DKIM signature: \(signatures)")
         }
+        // list1's outgoing relay sealed twice (hop 1: cv=none, hop 3: cv=pass); the direct sealer once each way.
+        #expect(try out1.metric("signet_arc_seals_total{cv=\"none\"}") == 1)
+        #expect(try out1.metric("signet_arc_seals_total{cv=\"pass\"}") == 1)
         let seals = Self.fields("ARC-Seal", in: message)
         #expect(seals.count == 3)
         #expect(seals.first?.contains("i=3") == true && seals.first?.contains("cv=pass") == true, "\(seals)")
@@ -229,6 +244,7 @@ struct RelayAuthenticationTests {
         #expect(intactSeal.contains("i=2") && intactSeal.contains("cv=pass"), "\(intactSeal)")
         let tampered = ARCInteropTests.listModify(sealedAfterHop1, tag: "x", footer: "changed after sealing")
         let broken = try direct2.relay(tampered, from: "owner@list1.example", to: "member@members.example")
+        #expect(try direct2.metric("signet_arc_seals_total{cv=\"fail\"}") == 1)
         let brokenSeal = Self.fields("ARC-Seal", in: broken).first ?? ""
         #expect(brokenSeal.contains("i=2") && brokenSeal.contains("cv=fail"), "\(brokenSeal)")
         let intactFile = try Self.write(intact, dir, "intact.eml")
@@ -323,6 +339,12 @@ struct RelayAuthenticationTests {
             stdin: Data((spfCases.joined(separator: "\n") + "\n").utf8))
         try #require(pyspf.status == 0, "pyspf_check.py failed (install python3-spf): \(pyspf.stderr)")
         let pyspfResults = pyspf.text.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+
+        // Every result written was counted, by method and result.
+        #expect(try relay.metric("signet_authentication_results_total{method=\"dkim\",result=\"pass\"}") == 2)
+        #expect(try relay.metric("signet_authentication_results_total{method=\"dkim\",result=\"fail\"}") == 1)
+        #expect(try relay.metric("signet_authentication_results_total{method=\"spf\",result=\"fail\"}") == 2)
+        #expect(try relay.metric("signet_authentication_results_total{method=\"arc\",result=\"none\"}") == 3)
 
         for (index, entry) in cases.enumerated() {
             let field = parsed[index]
