@@ -178,18 +178,19 @@ struct RelayAuthenticationTests {
         }
         // The outgoing relay also DKIM-signs as the list's own domain with the same key: one body pass serves the
         // DKIM signature and the AMS.
-        func outgoing(_ list: String) throws -> Relay {
+        // list2's keys live in a signer agent: the seal is made by `signet signer`, not the relay.
+        func outgoing(_ list: String, backend: String = "in-process") throws -> Relay {
             try Relay(
                 dir, "\(list)-out",
                 "dns: {zone_file: \(keys.zoneFile)}\n"
                     + "signing: {keys: {arc: {domain: \(list), selector: arc, key_file: \(keys.paths[list]!)}},"
-                    + " table: [{from: \"*\", keys: [arc]}]}\n"
+                    + " table: [{from: \"*\", keys: [arc]}], backend: \(backend)}\n"
                     + "arc: {rules: [{key: arc, authserv_id: \(list), trust_results: true}]}\n")
         }
         let in1 = try border("list1.example")
         let out1 = try outgoing("list1.example")
         let in2 = try border("list2.example")
-        let out2 = try outgoing("list2.example")
+        let out2 = try outgoing("list2.example", backend: "agent")
         // A sealer that validates what it receives (no list in between).
         let direct2 = try Relay(
             dir, "list2-direct",
@@ -232,6 +233,8 @@ struct RelayAuthenticationTests {
         // list1's outgoing relay sealed twice (hop 1: cv=none, hop 3: cv=pass); the direct sealer once each way.
         #expect(try out1.metric("signet_arc_seals_total{cv=\"none\"}") == 1)
         #expect(try out1.metric("signet_arc_seals_total{cv=\"pass\"}") == 1)
+        #expect(try out2.metric("signet_arc_seals_total{cv=\"pass\"}") == 1)
+        #expect(out2.process.output.contains("signer agent started"), "list2's relay: \(out2.process.output)")
         let seals = Self.fields("ARC-Seal", in: message)
         #expect(seals.count == 3)
         #expect(seals.first?.contains("i=3") == true && seals.first?.contains("cv=pass") == true, "\(seals)")
