@@ -167,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "RelayTests",
             dependencies: [
-                "Relay", "SMTPProtocol", "ARC", "DKIM", "DKIMCore", "Keys", "MailMessage", "SRS",
+                "Relay", "SMTPProtocol", "ARC", "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", "SRS",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
