@@ -97,7 +97,9 @@ struct RelayAuthenticationTests {
     }
 
     /// The author's message, DKIM-signed by dkimpy (not Signet) as author.example, selector arc.
-    static func authorMessage(keys: ARCInteropTests.Keys, body: String = "Hello list,\r\nthe numbers are in.\r\n")
+    static func authorMessage(
+        keys: ARCInteropTests.Keys, body: String = "Hello list,\r\nthe numbers are in.\r\n"
+    )
         throws -> Data
     {
         let message =
@@ -223,7 +225,10 @@ struct RelayAuthenticationTests {
         // as the same d=/s= twice) passes dkimpy.
         let dkimpy = try Tools.run(
             "/usr/bin/python3",
-            [Tools.interopScripts.appendingPathComponent("dkimpy_verify.py").path, keys.keyFile, files[0].path, files[1].path])
+            [
+                Tools.interopScripts.appendingPathComponent("dkimpy_verify.py").path, keys.keyFile, files[0].path,
+                files[1].path,
+            ])
         try #require(dkimpy.status == 0, "dkimpy_verify.py: \(dkimpy.stderr)")
         let signatures = VerifierResult.parse(dkimpy.text)
         for (hop, path) in files.prefix(2) {
@@ -336,7 +341,9 @@ struct RelayAuthenticationTests {
         try #require(dkimpy.status == 0, "dkimpy_verify.py: \(dkimpy.stderr)")
         let dkimpyResults = VerifierResult.parse(dkimpy.text)
         // pyspf on the same zone, client and sender.
-        let spfCases = cases.enumerated().map { "\($0.offset)\t\($0.element.client)\tauthor@author.example\tmail.author.example" }
+        let spfCases = cases.enumerated().map {
+            "\($0.offset)\t\($0.element.client)\tauthor@author.example\tmail.author.example"
+        }
         let pyspf = try Tools.run(
             "/usr/bin/python3", [Tools.interopScripts.appendingPathComponent("pyspf_check.py").path, zoneJSON.path],
             stdin: Data((spfCases.joined(separator: "\n") + "\n").utf8))
@@ -359,7 +366,9 @@ struct RelayAuthenticationTests {
             #expect(dkim == [entry.dkim] && theirs == [entry.dkim], "\(entry.name): dkim \(dkim), dkimpy \(theirs)")
             let spf = mine.filter { $0.method == "spf" }.map(\.result)
             let pyspfResult = pyspfResults.first { $0.first == "\(index)" }.map { $0[1] }
-            #expect(spf == [entry.spf] && pyspfResult == entry.spf, "\(entry.name): spf \(spf), pyspf \(pyspfResult ?? "-")")
+            #expect(
+                spf == [entry.spf] && pyspfResult == entry.spf, "\(entry.name): spf \(spf), pyspf \(pyspfResult ?? "-")"
+            )
             #expect(mine.filter { $0.method == "dmarc" }.map(\.result) == [entry.dmarc], "\(entry.name): \(mine)")
             #expect(mine.filter { $0.method == "arc" }.map(\.result) == ["none"], "\(entry.name): \(mine)")
         }
@@ -412,7 +421,8 @@ struct RelayAuthenticationTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let keys = try Self.setUp(dir, domains: ["author.example"], extra: [])
         // The same key records, but the author's key and SPF names fail.
-        let zone = try String(contentsOfFile: keys.zoneFile, encoding: .utf8)
+        let zone =
+            try String(contentsOfFile: keys.zoneFile, encoding: .utf8)
             .replacingOccurrences(of: "arc._domainkey.author.example.", with: "unused._domainkey.author.example.")
             + "arc._domainkey.author.example. TIMEOUT\nauthor.example. SERVFAIL\n"
         try zone.write(toFile: keys.zoneFile, atomically: true, encoding: .utf8)

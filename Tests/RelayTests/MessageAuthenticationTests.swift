@@ -51,7 +51,9 @@ struct MessageAuthenticationTests {
     }
 
     /// Streams `text` through an assembler that signs nothing but verifies (and seals when asked).
-    static func verify(_ text: String, seed: UInt64, seal: Bool, pool: SignerPool) async throws
+    static func verify(
+        _ text: String, seed: UInt64, seal: Bool, pool: SignerPool
+    ) async throws
         -> (AssembledMessage, AuthenticationOutcome)
     {
         let authenticator = try authenticator(seal: seal)

@@ -39,7 +39,9 @@ struct MessageAuthenticator: Sendable {
     }
 
     /// Reads the header's signatures and ARC chain and starts their key lookups.
-    func begin(header: MessageHeader, now: Int, spf: Task<SPFResult, Never>?, seal: SealingPolicy.Match?)
+    func begin(
+        header: MessageHeader, now: Int, spf: Task<SPFResult, Never>?, seal: SealingPolicy.Match?
+    )
         -> MessageAuthentication
     {
         let verifier = DKIMVerifier(maximumSignatures: settings.maxSignatures, keyLookup: { _ in .noRecord })
