@@ -47,12 +47,9 @@ struct RelayAuthenticationTests {
 
         /// The value of one series on /metrics (0 when absent), `series` written as Prometheus prints it.
         func metric(_ series: String) throws -> Double {
-            let output = try Tools.run("/usr/bin/curl", ["-fsS", "http://127.0.0.1:\(metricsPort)/metrics"])
-            try #require(output.status == 0, "curl /metrics: \(output.stderr)")
-            for line in output.text.split(separator: "\n") where line.hasPrefix(series + " ") {
-                return Double(line.dropFirst(series.count + 1)) ?? -1
-            }
-            return 0
+            let (status, body) = try ObservabilityEndToEndTests.get("/metrics", port: metricsPort)
+            try #require(status == 200, "/metrics answered \(status)")
+            return ObservabilityEndToEndTests.samples(body)[series] ?? 0
         }
 
         /// Sends `message` (optionally stating the client with XCLIENT) and returns what the relay passed on.
