@@ -70,7 +70,8 @@ rsa_p=$(openssl pkey -in "$dir/rsa.pem" -pubout -outform DER | base64 -w0)
 ed_p=$(openssl pkey -in "$dir/ed.pem" -pubout -outform DER | tail -c 32 | base64 -w0)
 printf 'rsa._domainkey.example.com\tv=DKIM1; k=rsa; p=%s\ned._domainkey.example.com\tv=DKIM1; k=ed25519; p=%s\n' \
     "$rsa_p" "$ed_p" >"$dir/keys.txt"
-chmod 644 "$dir"/*.pem
+# Signet refuses key files others can read; rspamd (e), which runs as its own user, gets a readable copy.
+chmod 600 "$dir"/*.pem
 
 # Process tree helpers: a pid and all its descendants; VmHWM (kB) and CPU ticks summed over them.
 tree() { local p; for p in "$@"; do echo "$p"; tree $(ps -o pid= --ppid "$p" 2>/dev/null); done; }
@@ -257,7 +258,8 @@ CF
     e)
         echo "== (e) signet-load → Postfix + rspamd milter proxy (DKIM signing only, rsa-sha256) → sink"
         next_port smtpd_port
-        if ! scripts/bench-rspamd.sh "$dir" "$dir/rsa.pem" >"$dir/rspamd-setup.log" 2>&1; then
+        install -m 644 "$dir/rsa.pem" "$dir/rsa-rspamd.pem"
+        if ! scripts/bench-rspamd.sh "$dir" "$dir/rsa-rspamd.pem" >"$dir/rspamd-setup.log" 2>&1; then
             echo "(e: rspamd could not be set up; see below)" >&2; cat "$dir/rspamd-setup.log" >&2; continue
         fi
         rspamd_pid=$(cat "$dir/rspamd/rspamd.pid")
