@@ -237,6 +237,9 @@ struct RelayAuthenticationTests {
         #expect(try out1.metric("signet_arc_seals_total{cv=\"pass\"}") == 1)
         #expect(try out2.metric("signet_arc_seals_total{cv=\"pass\"}") == 1)
         #expect(out2.process.output.contains("signer agent started"), "list2's relay: \(out2.process.output)")
+        // The transaction log line says what was verified and sealed.
+        #expect(out1.process.output.contains("arc_seal=i=3 cv=pass"), "\(out1.process.output.suffix(2000))")
+        #expect(in2.process.output.contains("authentication=dkim=pass"), "\(in2.process.output.suffix(2000))")
         let seals = Self.fields("ARC-Seal", in: message)
         #expect(seals.count == 3)
         #expect(seals.first?.contains("i=3") == true && seals.first?.contains("cv=pass") == true, "\(seals)")

@@ -432,6 +432,8 @@ struct InboundSession {
             return answered(reply, outcome: "tempfailed")
         }
         let authenticationFields = await authenticationFields(assembled)
+        transaction?.authentication = authenticationFields.summary
+        transaction?.arcSeal = authenticationFields.seal
         var fields: [String]
         let signingStarted = ContinuousClock.now
         do {
@@ -448,7 +450,7 @@ struct InboundSession {
             return answered(reply, outcome: "tempfailed")
         }
         transaction?.unsigned = assembled.unsignedReason?.rawValue
-        fields = authenticationFields + fields
+        fields = authenticationFields.fields + fields
         guard let downstream, downstream.isUsable else {
             context.metrics.tempfailed(.nextHopLost)
             return answered(NextHopReplies.lost("before the message was sent"), outcome: "tempfailed")
@@ -465,10 +467,12 @@ struct InboundSession {
     /// Verification results and the ARC set, as fields to prepend (ARC set first, then Authentication-Results).
     /// Nothing here fails the message: a check that cannot finish is a temperror, a seal that cannot be made is
     /// logged and left out.
-    private func authenticationFields(_ assembled: AssembledMessage) async -> [String] {
+    private func authenticationFields(
+        _ assembled: AssembledMessage
+    ) async -> (fields: [String], summary: String?, seal: String?) {
         guard let authenticator = context.authenticator, let authentication = assembled.authentication,
             let header = assembled.header
-        else { return [] }
+        else { return ([], nil, nil) }
         let deadline = ContinuousClock.now + .seconds(authenticator.settings.timeBudget)
         let outcome = await authentication.finish(
             bodyHashes: assembled.bodyHashes, fromDomain: assembled.fromDomain, deadline: deadline)
@@ -476,7 +480,9 @@ struct InboundSession {
             context.metrics.authenticationResult(method: result.method, result: result.result)
         }
         var fields: [String] = []
+        var sealSummary: String?
         if let seal = authentication.seal {
+            sealSummary = "not sealed"
             if outcome.arcTemporaryFailure {
                 logger.warning(
                     "not sealed: the ARC chain's keys could not be looked up",
@@ -498,6 +504,7 @@ struct InboundSession {
                     switch sealed {
                     case .sealed(let arcFields, let instance, let status):
                         context.metrics.arcSeal(cv: status.rawValue)
+                        sealSummary = "i=\(instance) cv=\(status.rawValue)"
                         logger.debug("sealed", metadata: ["i": "\(instance)", "cv": "\(status.rawValue)"])
                         fields += arcFields
                     case .notSealed(let why):
@@ -511,7 +518,8 @@ struct InboundSession {
         if authenticator.settings.addResults {
             fields.append(outcome.results.field() + "\r\n")
         }
-        return fields
+        let summary = outcome.results.results.map { "\($0.method)=\($0.result)" }.joined(separator: " ")
+        return (fields, summary, sealSummary)
     }
 
     /// The results of the newest Authentication-Results field from `authservID` that has an `arc` result, and
