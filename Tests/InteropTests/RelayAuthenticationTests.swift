@@ -355,6 +355,12 @@ struct RelayAuthenticationTests {
         #expect(try relay.metric("signet_authentication_results_total{method=\"dkim\",result=\"fail\"}") == 1)
         #expect(try relay.metric("signet_authentication_results_total{method=\"spf\",result=\"fail\"}") == 2)
         #expect(try relay.metric("signet_authentication_results_total{method=\"arc\",result=\"none\"}") == 3)
+        // promtool accepts the exposition with the new families (names, HELP, TYPE).
+        let (_, exposition) = try ObservabilityEndToEndTests.get("/metrics", port: relay.metricsPort)
+        #expect(exposition.contains("# HELP signet_authentication_results_total "))
+        let lint = try Tools.run(
+            ObservabilityEndToEndTests.promtool, ["check", "metrics"], stdin: Data(exposition.utf8), timeout: 60)
+        #expect(lint.status == 0, "promtool check metrics:\n\(lint.text)\(lint.stderr)")
 
         for (index, entry) in cases.enumerated() {
             let field = parsed[index]
