@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "CCrypt", "DKIM", "DKIMCore", "Keys", "MailMessage", "SMTPProtocol", "SRS",
+                "ARC", "CCrypt", "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", "SMTPProtocol", "SRS",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "RelayTests",
             dependencies: [
-                "Relay", "SMTPProtocol", "DKIM", "DKIMCore", "Keys", "MailMessage", "SRS",
+                "Relay", "SMTPProtocol", "ARC", "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", "SRS",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -5,6 +5,8 @@
 #   (c) signet-load → signet run (ed25519-sha256) → sink
 #   (d) signet-load → Postfix + OpenDKIM milter   → sink     queue on tmpfs, milter on a unix socket
 #   (e) signet-load → Postfix + rspamd milter (DKIM signing only) → sink
+#   (s) signet-load → signet run (rsa-sha256 DKIM + ARC seal, same key; verification from a zone file) → sink
+#       not in the default SCENARIOS: compare with (b), e.g. SCENARIOS="b s" (issue 6: within 2.2x of (b))
 # Throughput is end to end: N divided by the time from the first connection until the sink has answered all N
 # (Postfix acknowledges at queueing, so the generator's own rate would flatter it). Latency is the generator's:
 # MAIL sent to the end-of-data reply; "added" is the difference to (a). Peak RSS is VmHWM summed over the signing
@@ -68,7 +70,8 @@ rsa_p=$(openssl pkey -in "$dir/rsa.pem" -pubout -outform DER | base64 -w0)
 ed_p=$(openssl pkey -in "$dir/ed.pem" -pubout -outform DER | tail -c 32 | base64 -w0)
 printf 'rsa._domainkey.example.com\tv=DKIM1; k=rsa; p=%s\ned._domainkey.example.com\tv=DKIM1; k=ed25519; p=%s\n' \
     "$rsa_p" "$ed_p" >"$dir/keys.txt"
-chmod 644 "$dir"/*.pem
+# Signet refuses key files others can read; rspamd (e), which runs as its own user, gets a readable copy.
+chmod 600 "$dir"/*.pem
 
 # Process tree helpers: a pid and all its descendants; VmHWM (kB) and CPU ticks summed over them.
 tree() { local p; for p in "$@"; do echo "$p"; tree $(ps -o pid= --ppid "$p" 2>/dev/null); done; }
@@ -192,6 +195,34 @@ for s in $SCENARIOS; do
         measure "$relay_port" "$sink_port" "$s" "$pid"
         kill "$pid"; wait "$pid" 2>/dev/null || true
         ;;
+    s)
+        next_port relay_port
+        # The key record as a zone file for dns.zone_file (TXT strings of at most 255 bytes).
+        python3 - "$rsa_p" >"$dir/keys.zone" <<'PY'
+import sys
+value = "v=DKIM1; k=rsa; p=" + sys.argv[1]
+print("rsa._domainkey.example.com. TXT " + " ".join('"%s"' % value[i:i + 250] for i in range(0, len(value), 250)))
+PY
+        cat >"$dir/sealed.yaml" <<CF
+listen: ["127.0.0.1:$relay_port"]
+next_hop: 127.0.0.1:$sink_port
+metrics_listen: ""
+state_directory: $dir/state-sealed
+dns: {zone_file: $dir/keys.zone}
+signing:
+  keys: {rsa: {domain: example.com, selector: rsa, key_file: $dir/rsa.pem}}
+  table: [{from: example.com, keys: [rsa]}]
+arc:
+  rules: [{key: rsa, authserv_id: relay.example.com}]
+CF
+        "$signet" run --config "$dir/sealed.yaml" --log-level warning >"$dir/signet-sealed.log" 2>&1 &
+        pid=$!
+        pids+=("$pid")
+        echo "== (s) signet-load → signet run (rsa-sha256 DKIM + ARC seal) → sink"
+        wait_port "$relay_port" || { cat "$dir"/signet-*.log >&2; exit 1; }
+        measure "$relay_port" "$sink_port" s "$pid"
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+        ;;
     d)
         echo "== (d) signet-load → Postfix + OpenDKIM (rsa-sha256) → sink"
         next_port smtpd_port
@@ -227,7 +258,8 @@ CF
     e)
         echo "== (e) signet-load → Postfix + rspamd milter proxy (DKIM signing only, rsa-sha256) → sink"
         next_port smtpd_port
-        if ! scripts/bench-rspamd.sh "$dir" "$dir/rsa.pem" >"$dir/rspamd-setup.log" 2>&1; then
+        install -m 644 "$dir/rsa.pem" "$dir/rsa-rspamd.pem"
+        if ! scripts/bench-rspamd.sh "$dir" "$dir/rsa-rspamd.pem" >"$dir/rspamd-setup.log" 2>&1; then
             echo "(e: rspamd could not be set up; see below)" >&2; cat "$dir/rspamd-setup.log" >&2; continue
         fi
         rspamd_pid=$(cat "$dir/rspamd/rspamd.pid")
@@ -244,14 +276,15 @@ import json, sys
 rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
 n, c, size = sys.argv[2:5]
 labels = {"a": "(a) load → sink (plumbing ceiling)", "b": "(b) Signet rsa-sha256", "c": "(c) Signet ed25519-sha256",
-          "d": "(d) Postfix + OpenDKIM rsa-sha256", "e": "(e) Postfix + rspamd rsa-sha256"}
+          "d": "(d) Postfix + OpenDKIM rsa-sha256", "e": "(e) Postfix + rspamd rsa-sha256",
+          "s": "(s) Signet rsa-sha256 + ARC seal"}
 base = rows.get("a")
 import os
 rate = os.environ.get("RATE")
 print(f"{n} messages of {size} bytes, {c} connections, pipelining" + (f", paced at {rate} messages/s" if rate else "") + "\n")
 print("| path | msg/s | acked / received | p50 ms | p99 ms | added p50 / p99 ms | peak RSS MiB | CPU µs/msg | verified | ×(a) | ×(d) | ×(e) |")
 print("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-for k in "abcde":
+for k in "abcdes":
     r = rows.get(k)
     if not r: continue
     added = f"{r['p50'] - base['p50']:.2f} / {r['p99'] - base['p99']:.2f}" if base and k != "a" else "–"
@@ -259,4 +292,8 @@ for k in "abcde":
     rss = f"{r['rss_mib']:.1f}" if k != "a" else "–"
     cpu = f"{r['cpu_us']:.0f}" if k != "a" else "–"
     print(f"| {labels[k]} | {r['rate']:.0f} | {r['acked']} / {r['received']} | {r['p50']:.2f} | {r['p99']:.2f} | {added} | {rss} | {cpu} | {r['verified']} | {ratio('a')} | {ratio('d')} | {ratio('e')} |")
+if "s" in rows and "b" in rows and rows["s"]["rate"] > 0:
+    b, s = rows["b"], rows["s"]
+    print(f"\nsealed (s) vs signed-only (b): {b['rate'] / s['rate']:.2f}x the time per message, "
+          f"{s['cpu_us'] / max(1, b['cpu_us']):.2f}x the CPU per message")
 PY

@@ -33,11 +33,12 @@ public struct ARCSealer: Sendable {
     public init(
         domain: String,
         selector: String,
-        key: PrivateKey,
+        key: any DigestSigningKey,
         algorithm: DKIMAlgorithm? = nil,
         options: DKIMSignerOptions = ARCSealer.defaultOptions
     ) throws {
-        signer = try DKIMSigner(domain: domain, selector: selector, key: key, algorithm: algorithm, options: options)
+        signer = try DKIMSigner(
+            signingKey: key, domain: domain, selector: selector, algorithm: algorithm, options: options)
     }
 
     /// A sealer whose private key lives in a signer agent (known there as `keyReference`): every `seal` call
@@ -124,7 +125,7 @@ public struct ARCSealer: Sendable {
                 }
                 return signature
             }
-        } else if let key = signer.key {
+        } else if let key = signer.signingKey {
             signDigest = { digest in try key.signature(forSHA256Digest: digest) }
         } else {
             throw ARCError("the key for d=\(signer.domain) s=\(signer.selector) is held by a signer agent")

@@ -1,30 +1,14 @@
+import MailAuth
 import MailMessage
-
-/// Minimal Authentication-Results reading for the AAR: only the authserv-id and the text after it.
-/// The full RFC 8601 parser belongs to MailAuth; this is meant to be replaced by it.
-enum AuthservResults {
-    /// The results of every Authentication-Results field whose authserv-id is `authservID`, top to bottom,
-    /// each unfolded, trimmed and without a final `;`.
-    static func results(in header: MessageHeader, authservID: String) -> [String] {
-        header.fields(named: "authentication-results").compactMap { field -> String? in
-            let value = field.unfoldedValue
-            guard let semicolon = value.firstIndex(of: ";") else { return nil }
-            // authserv-id [CFWS authres-version] ";": the id is the first word; comments are not expected here.
-            let idPart = value[..<semicolon].arcTrimmed
-            let id = idPart.split(whereSeparator: { $0 == " " || $0 == "\t" }).first.map(String.init) ?? ""
-            guard id.lowercased() == authservID.lowercased() else { return nil }
-            var rest = value[value.index(after: semicolon)...].arcTrimmed
-            while rest.hasSuffix(";") { rest = String(rest.dropLast()).arcTrimmed }
-            return rest
-        }
-    }
-}
 
 extension ARCSealer {
     /// This hop's results for the AAR, gathered from its own Authentication-Results fields (those with
     /// `authservID`), joined with `; `; nil when there are none.
+    ///
+    /// Read with MailAuth's RFC 8601 parser; fields that do not parse are left out (RFC 8601 §2.5 treats them as
+    /// absent), and the results are written back as MailAuth writes them.
     public static func results(in header: MessageHeader, authservID: String) -> String? {
-        let all = AuthservResults.results(in: header, authservID: authservID).filter { !$0.isEmpty }
+        let all = AuthenticationResults.fields(in: header, authservID: authservID).flatMap(\.results).map(\.text)
         return all.isEmpty ? nil : all.joined(separator: "; ")
     }
 

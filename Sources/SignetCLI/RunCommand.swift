@@ -199,7 +199,11 @@ struct RunCommand: AsyncParsableCommand {
         } else if !selectors.isEmpty || !keys.isEmpty {
             throw CLIError("--selector and --key need --domain")
         }
-        if configuration.signing.table.isEmpty && configuration.signing.keys.isEmpty {
+        // A relay set up only to verify (inbound mode) signs nothing: the first-run key would sign every message
+        // it passes on as d=signet.test.
+        if configuration.signing.table.isEmpty && configuration.signing.keys.isEmpty
+            && !configuration.authentication.addResults
+        {
             try addDevelopmentKey(to: &configuration, logger: logger)
         }
         return configuration
@@ -315,11 +319,12 @@ struct CheckConfigCommand: ParsableCommand {
             let table = try SigningTable(signing)
             let security = try configuration.checkSecurityFiles()
             if configuration.srs.mode != .off { _ = try configuration.srs.resolvedSecrets() }
+            let authentication = try configuration.checkAuthentication(table: table)
             var agent = ""
             if let socket = configuration.signing.agentSocket, !external.isEmpty {
                 agent = "; keys held by the signer agent at \(socket), not readable here: \(external.joined(separator: ", "))"
             }
-            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security)\(agent)")
+            print("configuration OK: \(configuration.signing.table.count) signing rules, \(table.identities.count) d=/s= identities, next hop \(configuration.nextHop.map { "\($0)" } ?? "none (capture)"); \(security); \(authentication)\(agent)")
         } catch {
             throw CLIError("invalid configuration in \(file):\n\(error)")
         }

@@ -1,6 +1,7 @@
 import DKIM
 import DKIMCore
 import Keys
+import MailAuth
 import SRS
 import Yams
 
@@ -70,6 +71,7 @@ public enum ConfigurationLoader {
             problems.append("signing.table[\(index)].from: '\(entry.from)' is not a domain, *.domain or *")
         }
         problems += validate(configuration.srs)
+        problems += validateAuthentication(configuration)
         if let auth = configuration.auth, configuration.tls == nil, !auth.allowPlaintext {
             problems.append(
                 "auth: AUTH is offered only after STARTTLS; configure tls, or set auth.allow_plaintext for loopback use")
@@ -87,6 +89,55 @@ public enum ConfigurationLoader {
         }
         if limits.maxConnectionsPerClient < 0 {
             problems.append("limits.max_connections_per_client: must be 0 (no limit) or positive")
+        }
+        return problems
+    }
+
+    /// The `dns:`, `authentication:` and `arc:` sections: limits in range, sealing keys defined, ids writable.
+    static func validateAuthentication(_ configuration: RelayConfiguration) -> [String] {
+        var problems: [String] = []
+        if configuration.dns.timeout < 1 || configuration.dns.timeout > 300 {
+            problems.append("dns.timeout: seconds from 1 to 300, not \(configuration.dns.timeout)")
+        }
+        if configuration.dns.zoneFile != nil
+            && (!configuration.dns.forwarders.isEmpty || configuration.dns.trustAnchorFile != nil)
+        {
+            problems.append("dns: zone_file answers everything itself; forwarders and trust_anchor_file do not apply")
+        }
+        for forwarder in configuration.dns.forwarders {
+            // `address` or `address@port`, as unbound writes forwarders.
+            let parts = forwarder.split(separator: "@", omittingEmptySubsequences: false)
+            let portOK = parts.count == 1 || (parts.count == 2 && UInt16(parts[1]) != nil)
+            if parts.count > 2 || !portOK || IPAddress(parts[0]) == nil {
+                problems.append("dns.forwarders: '\(forwarder)' is not an IP address or address@port")
+            }
+        }
+        let authentication = configuration.authentication
+        if authentication.maxSignatures < 1 || authentication.maxSignatures > 100 {
+            problems.append("authentication.max_signatures: from 1 to 100, not \(authentication.maxSignatures)")
+        }
+        if authentication.timeBudget < 1 || authentication.timeBudget > 300 {
+            problems.append("authentication.time_budget: seconds from 1 to 300, not \(authentication.timeBudget)")
+        }
+        if let id = authentication.authservID, !MessageAuthenticator.isValidAuthservID(id) {
+            problems.append("authentication.authserv_id: '\(id)' is not a token or domain")
+        }
+        for (index, rule) in configuration.arc.rules.enumerated() {
+            let path = "arc.rules[\(index)]"
+            if configuration.signing.keys[rule.key] == nil {
+                problems.append("\(path).key: no key named '\(rule.key)' in signing.keys")
+            }
+            if let id = rule.authservID, !MessageAuthenticator.isValidAuthservID(id) {
+                problems.append("\(path).authserv_id: '\(id)' is not a token or domain")
+            }
+            for (name, domain) in [("recipient_domain", rule.recipientDomain), ("sender_domain", rule.senderDomain)] {
+                if let domain, SigningTable.normalizedDomain(domain) == nil {
+                    problems.append("\(path).\(name): '\(domain)' is not a domain")
+                }
+            }
+            if let headers = rule.headers ?? configuration.arc.headers, !headers.contains("from") {
+                problems.append("\(path).headers: the list must include from (RFC 6376 §5.4)")
+            }
         }
         return problems
     }
@@ -154,6 +205,18 @@ public enum ConfigurationLoader {
         ]),
         "next_hop_tls": .map(["mode": .scalar, "ca_file": .scalar, "verify": .scalar, "server_name": .scalar]),
         "auth": .map(["password_file": .scalar, "required": .scalar, "allow_plaintext": .scalar]),
+        "dns": .map(["forwarders": .list, "trust_anchor_file": .scalar, "timeout": .scalar, "zone_file": .scalar]),
+        "authentication": .map([
+            "add_results": .scalar, "authserv_id": .scalar, "max_signatures": .scalar, "time_budget": .scalar,
+        ]),
+        "arc": .map([
+            "rules": .listOf(.map(arcRuleSchema)), "headers": .list,
+        ]),
+    ]
+
+    private static let arcRuleSchema: [String: Schema] = [
+        "listener": .scalar, "recipient_domain": .scalar, "sender_domain": .scalar, "list_id": .scalar,
+        "key": .scalar, "authserv_id": .scalar, "headers": .list, "trust_results": .scalar,
     ]
 
     /// One entry of `signing.keys`.
@@ -280,6 +343,15 @@ public enum ConfigurationLoader {
             }
             if let node = top["auth"], case .map(let schema) = ConfigurationLoader.schema["auth"]! {
                 configuration.auth = auth(keys(node, "auth", schema))
+            }
+            if let node = top["dns"], case .map(let schema) = ConfigurationLoader.schema["dns"]! {
+                configuration.dns = dns(keys(node, "dns", schema))
+            }
+            if let node = top["authentication"], case .map(let schema) = ConfigurationLoader.schema["authentication"]! {
+                configuration.authentication = authentication(keys(node, "authentication", schema))
+            }
+            if let node = top["arc"], case .map(let schema) = ConfigurationLoader.schema["arc"]! {
+                configuration.arc = arc(keys(node, "arc", schema))
             }
             return configuration
         }
@@ -485,6 +557,54 @@ public enum ConfigurationLoader {
             let location = PKCS11KeyLocation(module: module, token: token, keyLabel: label, keyID: id, pin: pin)
             problems += location.problems.map { "\(path): \($0)" }
             return problems.count == before ? location : nil
+        }
+
+        mutating func dns(_ node: [String: Node]) -> RelayConfiguration.DNS {
+            var dns = RelayConfiguration.DNS()
+            if let list = node["forwarders"] { dns.forwarders = strings(list, "dns.forwarders") }
+            dns.trustAnchorFile = optionalString(node["trust_anchor_file"], "dns.trust_anchor_file")
+            int(node["timeout"], "dns.timeout", &dns.timeout)
+            dns.zoneFile = optionalString(node["zone_file"], "dns.zone_file")
+            return dns
+        }
+
+        mutating func authentication(_ node: [String: Node]) -> RelayConfiguration.Authentication {
+            var result = RelayConfiguration.Authentication()
+            bool(node["add_results"], "authentication.add_results", &result.addResults)
+            result.authservID = optionalString(node["authserv_id"], "authentication.authserv_id")
+            int(node["max_signatures"], "authentication.max_signatures", &result.maxSignatures)
+            int(node["time_budget"], "authentication.time_budget", &result.timeBudget)
+            return result
+        }
+
+        mutating func arc(_ node: [String: Node]) -> RelayConfiguration.ARCSettings {
+            var result = RelayConfiguration.ARCSettings()
+            if let list = node["headers"] { result.headers = strings(list, "arc.headers").map { $0.lowercased() } }
+            guard let rulesNode = node["rules"] else { return result }
+            guard let sequence = rulesNode.sequence else {
+                problems.append("arc.rules: expected a list of rules")
+                return result
+            }
+            for (index, entryNode) in sequence.enumerated() {
+                let path = "arc.rules[\(index)]"
+                let entry = keys(entryNode, path, ConfigurationLoader.arcRuleSchema)
+                guard let key = optionalString(entry["key"], path + ".key") else {
+                    problems.append("\(path).key: the name of a key in signing.keys is needed")
+                    continue
+                }
+                var rule = RelayConfiguration.ARCRule(key: key)
+                if let text = optionalString(entry["listener"], path + ".listener") {
+                    rule.listener = hostPort(text, path + ".listener")
+                }
+                rule.recipientDomain = optionalString(entry["recipient_domain"], path + ".recipient_domain")?.lowercased()
+                rule.senderDomain = optionalString(entry["sender_domain"], path + ".sender_domain")?.lowercased()
+                rule.listID = optionalString(entry["list_id"], path + ".list_id")
+                rule.authservID = optionalString(entry["authserv_id"], path + ".authserv_id")
+                rule.headers = entry["headers"].map { strings($0, path + ".headers").map { $0.lowercased() } }
+                bool(entry["trust_results"], path + ".trust_results", &rule.trustResults)
+                result.rules.append(rule)
+            }
+            return result
         }
 
         mutating func srs(_ node: [String: Node]) -> RelayConfiguration.SRSSettings {

@@ -65,6 +65,27 @@ extension RelayConfiguration {
                 "agent_user": signing.agentUser, "agent_timeout": signing.agentTimeout,
                 "agent_socket": signing.agentSocket ?? "",
             ] as [String: Any],
+            "dns": [
+                "forwarders": dns.forwarders, "trust_anchor_file": dns.trustAnchorFile ?? NSNull(),
+                "timeout": dns.timeout, "zone_file": dns.zoneFile ?? NSNull(),
+            ] as [String: Any],
+            "authentication": [
+                "add_results": authentication.addResults, "authserv_id": authentication.authservID ?? hostname,
+                "max_signatures": authentication.maxSignatures, "time_budget": authentication.timeBudget,
+            ] as [String: Any],
+            "arc": [
+                "headers": arc.headers ?? signing.headers,
+                "rules": arc.rules.map { rule -> [String: Any] in
+                    var entry: [String: Any] = ["key": rule.key, "trust_results": rule.trustResults]
+                    if let listener = rule.listener { entry["listener"] = listener.description }
+                    if let domain = rule.recipientDomain { entry["recipient_domain"] = domain }
+                    if let domain = rule.senderDomain { entry["sender_domain"] = domain }
+                    if let listID = rule.listID { entry["list_id"] = listID }
+                    if let id = rule.authservID { entry["authserv_id"] = id }
+                    if let headers = rule.headers { entry["headers"] = headers }
+                    return entry
+                },
+            ] as [String: Any],
         ]
         guard
             let data = try? JSONSerialization.data(

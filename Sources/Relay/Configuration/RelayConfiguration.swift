@@ -36,6 +36,73 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var nextHopTLS = NextHopTLS()
     /// SMTP AUTH PLAIN for clients; nil: not offered.
     public var auth: Auth?
+    /// The resolver verification and sealing use.
+    public var dns = DNS()
+    /// Inbound mode: verifying DKIM, SPF, DMARC and ARC and recording the results.
+    public var authentication = Authentication()
+    /// ARC sealing rules.
+    public var arc = ARCSettings()
+
+    /// The `dns:` section: libunbound (recursive, or through forwarders), or a static zone file.
+    public struct DNS: Sendable, Equatable {
+        /// Name servers to forward to; empty: those of the system's resolv.conf.
+        public var forwarders: [String] = []
+        /// DNSSEC trust anchor file for libunbound; nil: no validation.
+        public var trustAnchorFile: String?
+        /// Seconds one lookup may take before it counts as a temporary failure.
+        public var timeout = 5
+        /// Answer from this zone file only (`name [ttl] [IN] TXT|A|AAAA|MX|PTR ...`); for tests and air-gapped hosts.
+        public var zoneFile: String?
+        public init() {}
+    }
+
+    /// The `authentication:` section.
+    public struct Authentication: Sendable, Equatable {
+        /// Prepend an Authentication-Results field to every message (nothing else is changed or removed).
+        public var addResults = false
+        /// The authserv-id written; nil: `hostname`.
+        public var authservID: String?
+        /// DKIM signatures verified per message; later ones get `policy` results.
+        public var maxSignatures = 10
+        /// Seconds after the end of data that verification may still wait for DNS; what is unanswered by then is a
+        /// temperror.
+        public var timeBudget = 10
+        public init() {}
+    }
+
+    /// The `arc:` section: which messages are sealed, with what.
+    public struct ARCSettings: Sendable, Equatable {
+        /// Rules, first match wins.
+        public var rules: [ARCRule] = []
+        /// Header fields the ARC-Message-Signature covers by default; the DKIM list when unset.
+        public var headers: [String]?
+        public init() {}
+    }
+
+    /// One sealing rule: every condition given must hold (none given: every message).
+    public struct ARCRule: Sendable, Equatable {
+        /// The listen address the message came in on (`host:port`, as in `listen`).
+        public var listener: HostPort?
+        /// A recipient domain (the domain or a subdomain of it).
+        public var recipientDomain: String?
+        /// The MAIL FROM domain (the domain or a subdomain of it), as the client sent it.
+        public var senderDomain: String?
+        /// The List-Id field's identifier (`<list.example.org>` or `list.example.org`), compared without case.
+        public var listID: String?
+        /// Name of the key in `signing.keys` that seals.
+        public var key: String
+        /// The authserv-id of the AAR; nil: `authentication.authserv_id`, else `hostname`.
+        public var authservID: String?
+        /// Header fields the ARC-Message-Signature covers; nil: `arc.headers`.
+        public var headers: [String]?
+        /// Take `cv` and the AAR's results from an Authentication-Results field with this rule's authserv-id
+        /// already on the message (written by Signet's inbound mode at this domain's border, before a mailing list
+        /// changed the message); without one the chain is validated as received.
+        public var trustResults = false
+        public init(key: String) {
+            self.key = key
+        }
+    }
 
     /// Inbound STARTTLS (RFC 3207): the certificate Signet presents and what it demands of clients.
     public struct TLS: Sendable, Equatable {

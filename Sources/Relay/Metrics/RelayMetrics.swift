@@ -60,6 +60,10 @@ public final class RelayMetrics: Sendable {
         .init(name: "signet_messages_unsigned_total", help: "Messages passed on without a signature, by reason."),
         .init(name: "signet_arc_seals_total", help: "ARC sets added, by the chain validation result cv."),
         .init(
+            name: "signet_authentication_results_total",
+            help: "Verification results written into Authentication-Results or an AAR, by method (dkim, spf, dmarc, arc) and result."
+        ),
+        .init(
             name: "signet_srs_rewrites_total", help: "SRS address rewrites, by direction (forward, reverse) and result."
         ),
         .init(
@@ -276,6 +280,11 @@ public final class RelayMetrics: Sendable {
     /// One ARC set added; `cv` is the chain validation result (none, pass, fail).
     public func arcSeal(cv: String) {
         count("signet_arc_seals_total", ["cv": cv])
+    }
+
+    /// One verification result. Method and result come from fixed lists (RFC 8601 names), so the series stay few.
+    public func authenticationResult(method: String, result: String) {
+        count("signet_authentication_results_total", ["method": method, "result": result])
     }
 
     /// One SRS rewrite; `direction` is forward or reverse, `result` e.g. rewritten, passed, invalid, expired.

@@ -16,6 +16,10 @@ struct TransactionRecord {
     var nextHop: Duration?
     var signatures: [String] = []
     var unsigned: String?
+    /// Verification results in short (`dkim=pass spf=fail dmarc=fail arc=none`), when the relay verifies.
+    var authentication: String?
+    /// The ARC set added (`i=2 cv=pass`), or why none was.
+    var arcSeal: String?
 
     init(sender: String) {
         var generator = SystemRandomNumberGenerator()
@@ -59,6 +63,7 @@ struct TransactionRecord {
                 "signing_ms": milliseconds(signing), "next_hop_ms": milliseconds(nextHop),
                 "end_of_data_ms": milliseconds(endOfData.map { $0.duration(to: now) }),
                 "transaction_ms": milliseconds(started.duration(to: now)),
+                "authentication": "\(authentication ?? "-")", "arc_seal": "\(arcSeal ?? "-")",
             ])
     }
 }

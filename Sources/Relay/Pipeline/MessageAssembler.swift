@@ -18,6 +18,9 @@ struct MessageAssembler {
     }
 
     private let signingTable: SigningTable
+    /// Starts verification (and picks a seal) when the header is complete; nil: nothing is verified.
+    private let beginAuthentication: (@Sendable (MessageHeader) -> MessageAuthentication)?
+    private var authentication: MessageAuthentication?
     private var normalizer = LineEndingNormalizer()
     private var splitter: MessageSplitter
     private var hashers: BodyHasherSet?
@@ -32,8 +35,12 @@ struct MessageAssembler {
     /// The last two bytes taken, to complete a final line that lacks its CRLF.
     private var lastTwo: UInt16 = 0
 
-    init(signingTable: SigningTable, spoolThreshold: Int, spoolDirectory: String, limits: MailMessageLimits = .default) {
+    init(
+        signingTable: SigningTable, spoolThreshold: Int, spoolDirectory: String, limits: MailMessageLimits = .default,
+        beginAuthentication: (@Sendable (MessageHeader) -> MessageAuthentication)? = nil
+    ) {
         self.signingTable = signingTable
+        self.beginAuthentication = beginAuthentication
         self.splitter = MessageSplitter(limits: limits)
         self.content = MessageContent(spoolThreshold: spoolThreshold, spoolDirectory: spoolDirectory)
     }
@@ -70,18 +77,28 @@ struct MessageAssembler {
                 headerLimitExceeded = error
             }
             markUnsigned(.unparsableHeader, "\(error)")
+            hashers = nil
+            authentication = nil
         }
     }
 
     private mutating func markUnsigned(_ reason: UnsignedReason, _ why: String) {
         unsigned = reason
         detail = why
-        hashers = nil
         signers = []
     }
 
+    /// Signing, verification and sealing share one pass over the body: every body hash any of them needs is
+    /// in one `BodyHasherSet`, and the verification DNS lookups start now, overlapping the rest of the upload.
     private mutating func headerComplete(_ header: MessageHeader) {
         self.header = header
+        authentication = beginAuthentication?(header)
+        chooseSigners(header)
+        let keys = signers.map(\.bodyHasherKey) + (authentication?.bodyHasherKeys ?? [])
+        hashers = keys.isEmpty ? nil : BodyHasherSet(keys: keys)
+    }
+
+    private mutating func chooseSigners(_ header: MessageHeader) {
         let author: Mailbox
         do {
             author = try header.authorMailbox()
@@ -114,7 +131,6 @@ struct MessageAssembler {
             return
         }
         signers = chosen
-        hashers = BodyHasherSet(keys: chosen.map(\.bodyHasherKey))
     }
 
     /// The end of data: what to sign, or why not.
@@ -131,8 +147,10 @@ struct MessageAssembler {
             }
         }
         var prepared: [(DKIMSigner, PreparedSignature)] = []
-        if let header, var hashers, unsigned == nil {
-            let results = hashers.finalize()
+        var bodyHashes: [BodyHasher.Key: BodyHasher.Result] = [:]
+        if var hashers { bodyHashes = hashers.finalize() }
+        if let header, unsigned == nil {
+            let results = bodyHashes
             for signer in signers {
                 guard let bodyHash = results[signer.bodyHasherKey] else { continue }
                 prepared.append((signer, signer.prepare(header: header, bodyHash: bodyHash, now: now)))
@@ -143,7 +161,10 @@ struct MessageAssembler {
             signatures: prepared,
             unsignedReason: unsigned,
             unsignedDetail: detail,
-            fromDomain: fromDomain
+            fromDomain: fromDomain,
+            header: header,
+            bodyHashes: bodyHashes,
+            authentication: authentication
         )
     }
 }
@@ -156,4 +177,10 @@ struct AssembledMessage {
     var unsignedReason: MessageAssembler.UnsignedReason?
     var unsignedDetail: String
     var fromDomain: String?
+    /// The header as received; nil when it did not parse.
+    var header: MessageHeader?
+    /// Every body hash computed (signing, verification, sealing).
+    var bodyHashes: [BodyHasher.Key: BodyHasher.Result] = [:]
+    /// Verification in flight, when the relay verifies.
+    var authentication: MessageAuthentication?
 }

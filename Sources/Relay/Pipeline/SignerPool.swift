@@ -1,5 +1,9 @@
+import ARC
 import DKIM
+import Dispatch
 import Keys
+import MailMessage
+import NIOConcurrencyHelpers
 import NIOPosix
 
 /// Runs private-key operations on their own threads, never on an event loop: an RSA-2048 signature takes about
@@ -86,6 +90,50 @@ public final class SignerPool: Sendable {
 }
 
 extension SignerPool {
+    /// Seals a message on the pool's threads. An agent-held key is signed by the agent (each signature checked
+    /// against the public key by the sealer); the thread waits for it, an event loop never does.
+    func seal(
+        _ sealer: ARCSealer, header: MessageHeader, bodyHash: BodyHasher.Result, chainStatus: ARCChainStatus,
+        authservID: String, results: String, now: Int
+    ) async throws -> ARCSealOutcome {
+        metrics.signerJobQueued()
+        defer { metrics.signerJobDone() }
+        let sign: ARCSealer.SignDigest?
+        if sealer.signer.key == nil {
+            guard let agent, let reference = sealer.signer.keyReference else {
+                throw DKIMError(
+                    .signingFailed,
+                    "the key for d=\(sealer.signer.domain) is held by a signer agent, and none is configured")
+            }
+            let algorithm = sealer.signer.algorithm.keyAlgorithm
+            sign = { digest in
+                let result = NIOLockedValueBox<Result<[UInt8], any Error>?>(nil)
+                let done = DispatchSemaphore(value: 0)
+                Task {
+                    do {
+                        let signature = try await agent.sign(keyID: reference, algorithm: algorithm, digest: digest)
+                        result.withLockedValue { $0 = .success(signature) }
+                    } catch {
+                        result.withLockedValue { $0 = .failure(error) }
+                    }
+                    done.signal()
+                }
+                done.wait()
+                guard let outcome = result.withLockedValue({ $0 }) else {
+                    throw DKIMError(.signingFailed, "no signature from the signer agent")
+                }
+                return try outcome.get()
+            }
+        } else {
+            sign = nil
+        }
+        return try await threads.runIfActive {
+            try sealer.seal(
+                header: header, bodyHash: bodyHash, chainStatus: chainStatus, authservID: authservID,
+                results: results, now: now, sign: sign)
+        }
+    }
+
     /// All signatures of a message requested from the agent at once; any failure fails the message (temporarily).
     private func agentFields(_ work: [SignatureJob]) async throws -> [String] {
         guard let agent else { throw DKIMError(.signingFailed, "keys are held by a signer agent, and none is configured") }

@@ -1,5 +1,7 @@
+import ARC
 import DKIM
 import Foundation
+import MailAuth
 import Logging
 import MailMessage
 import NIOCore
@@ -18,6 +20,8 @@ struct RelayContext: Sendable {
     var security = RelaySecurity()
     /// SRS envelope rewriting (MAIL FROM forward, RCPT TO reverse); a no-op unless configured.
     var srs: SRSRewriter
+    /// Verification and ARC sealing; nil when neither `authentication.add_results` nor `arc.rules` asks for it.
+    var authenticator: MessageAuthenticator? = nil
 }
 
 /// One client connection: parses what the client sends, answers locally what it can, asks the next hop the rest
@@ -45,6 +49,13 @@ struct InboundSession {
     var logger: Logger
     /// Metrics and the log line of the transaction in progress.
     private var transaction: TransactionRecord?
+    /// The listen address this connection came in on (for `arc.rules[].listener`).
+    private let listener: HostPort?
+    /// MAIL FROM and the accepted RCPT TO of the transaction, as the client sent them (sealing rules, SPF).
+    private var envelopeSender = ""
+    private var envelopeRecipients: [String] = []
+    /// SPF of the transaction, started at MAIL FROM.
+    private var spfCheck: Task<SPFResult, Never>?
 
     /// Attribute names Signet accepts from a client in `xclient_networks` (those Postfix sends).
     static let xclientAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"]
@@ -60,6 +71,9 @@ struct InboundSession {
         self.timer = timer
         self.drain = drain
         self.identity = ClientIdentity(peer: peer)
+        self.listener = channel?.localAddress.flatMap { address in
+            address.ipAddress.flatMap { host in address.port.map { HostPort(host: host, port: $0) } }
+        }
         self.framer = SMTPServerFramer()
         var capabilities = SMTPCapabilities()
         capabilities.pipelining = true
@@ -212,7 +226,10 @@ struct InboundSession {
                 to: to, parameters: parameters.filter { dsn || !Self.dsnParameters.contains($0.keyword) })
             session.recipientResult(accepted: reply.isPositive)
             context.metrics.passedBack(reply, command: "rcpt", nextHopUsable: downstream.isUsable)
-            if reply.isPositive { transaction?.recipients += 1 }
+            if reply.isPositive {
+                transaction?.recipients += 1
+                envelopeRecipients.append(recipient)
+            }
             try await replies.send(reply)
         case .startData:
             startMessage()
@@ -253,12 +270,20 @@ struct InboundSession {
         return true
     }
 
+    private mutating func resetEnvelope() {
+        spfCheck?.cancel()
+        spfCheck = nil
+        envelopeSender = ""
+        envelopeRecipients = []
+    }
+
     /// DSN parameters (RFC 3461), passed on only when the next hop offers DSN.
     private static let dsnParameters: Set<String> = ["RET", "ENVID", "NOTIFY", "ORCPT"]
 
     /// Drops the transaction in progress, here and at the next hop (RSET, QUIT, a new EHLO, a refused LAST chunk).
     private mutating func abandonTransaction() async {
         assembler = nil
+        resetEnvelope()
         messageProblem = nil
         transaction?.log(reply: nil, outcome: "abandoned", logger: logger, client: peer)
         transaction = nil
@@ -327,6 +352,11 @@ struct InboundSession {
         if !reply.isPositive {
             transaction?.log(reply: reply, outcome: "refused", logger: logger, client: peer)
             transaction = nil
+        } else if let authenticator = context.authenticator {
+            // The client identity is the session's, or what a trusted MTA in front stated with XCLIENT/XFORWARD.
+            envelopeSender = sender
+            envelopeRecipients = []
+            spfCheck = authenticator.startSPF(clientAddress: identity.address, helo: identity.helo, mailFrom: sender)
         }
         return reply
     }
@@ -334,11 +364,25 @@ struct InboundSession {
     private mutating func startMessage() {
         messageProblem = nil
         let limits = context.configuration.limits
+        var begin: (@Sendable (MessageHeader) -> MessageAuthentication)?
+        if let authenticator = context.authenticator {
+            let request = SealingPolicy.Request(
+                listener: listener, recipients: envelopeRecipients, sender: envelopeSender, listID: nil)
+            let spf = spfCheck
+            begin = { header in
+                var request = request
+                request.listID = header.fields(named: "list-id").first?.unfoldedValue
+                return authenticator.begin(
+                    header: header, now: Int(Date().timeIntervalSince1970), spf: spf,
+                    seal: authenticator.sealing.match(request))
+            }
+        }
         assembler = MessageAssembler(
             signingTable: context.signingTable,
             spoolThreshold: limits.spoolThreshold,
             spoolDirectory: NSTemporaryDirectory(),
-            limits: MailMessageLimits(maxHeaderBytes: limits.maxHeaderSize, maxHeaderFields: limits.maxHeaderFields)
+            limits: MailMessageLimits(maxHeaderBytes: limits.maxHeaderSize, maxHeaderFields: limits.maxHeaderFields),
+            beginAuthentication: begin
         )
     }
 
@@ -377,6 +421,7 @@ struct InboundSession {
             transactionOpen = false
             transaction = nil
             session.messageFinished()
+            resetEnvelope()
         }
         guard var assembler = assembler else {
             return SMTPReply(code: 503, EnhancedStatusCode(5, 5, 1), "no message in progress")
@@ -398,7 +443,10 @@ struct InboundSession {
             let reply = SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "local problem finishing the message: \(error)")
             return answered(reply, outcome: "tempfailed")
         }
-        let fields: [String]
+        let authenticationFields = await authenticationFields(assembled)
+        transaction?.authentication = authenticationFields.summary
+        transaction?.arcSeal = authenticationFields.seal
+        var fields: [String]
         let signingStarted = ContinuousClock.now
         do {
             fields = try await context.signerPool.signatureFields(for: assembled.signatures)
@@ -414,6 +462,7 @@ struct InboundSession {
             return answered(reply, outcome: "tempfailed")
         }
         transaction?.unsigned = assembled.unsignedReason?.rawValue
+        fields = authenticationFields.fields + fields
         guard let downstream, downstream.isUsable else {
             context.metrics.tempfailed(.nextHopLost)
             return answered(NextHopReplies.lost("before the message was sent"), outcome: "tempfailed")
@@ -425,6 +474,76 @@ struct InboundSession {
         let outcome = context.metrics.delivered(
             reply, nextHopUsable: downstream.isUsable, bytes: sent, nextHopDuration: transaction?.nextHop)
         return answered(reply, outcome: outcome)
+    }
+
+    /// Verification results and the ARC set, as fields to prepend (ARC set first, then Authentication-Results).
+    /// Nothing here fails the message: a check that cannot finish is a temperror, a seal that cannot be made is
+    /// logged and left out.
+    private func authenticationFields(
+        _ assembled: AssembledMessage
+    ) async -> (fields: [String], summary: String?, seal: String?) {
+        guard let authenticator = context.authenticator, let authentication = assembled.authentication,
+            let header = assembled.header
+        else { return ([], nil, nil) }
+        let deadline = ContinuousClock.now + .seconds(authenticator.settings.timeBudget)
+        let outcome = await authentication.finish(
+            bodyHashes: assembled.bodyHashes, fromDomain: assembled.fromDomain, deadline: deadline)
+        for result in outcome.results.results {
+            context.metrics.authenticationResult(method: result.method, result: result.result)
+        }
+        var fields: [String] = []
+        var sealSummary: String?
+        if let seal = authentication.seal {
+            sealSummary = "not sealed"
+            if outcome.arcTemporaryFailure {
+                logger.warning(
+                    "not sealed: the ARC chain's keys could not be looked up",
+                    metadata: ["arc": "\(outcome.arc)", "rule": "\(seal.index)"])
+            } else if let bodyHash = assembled.bodyHashes[ARCSealer.bodyHasherKey] {
+                // The AAR carries this hop's results under the rule's authserv-id, arc= included: fresh ones, or
+                // with trust_results those the border recorded before a list changed the message.
+                var chainStatus = outcome.arc.status
+                var results = outcome.results.results
+                if seal.trustResults, let recorded = Self.recordedResults(in: header, authservID: seal.authservID) {
+                    chainStatus = recorded.status
+                    results = recorded.results
+                }
+                let resultsText = results.map(\.text).joined(separator: "; ")
+                do {
+                    let sealed = try await context.signerPool.seal(
+                        seal.sealer, header: header, bodyHash: bodyHash, chainStatus: chainStatus,
+                        authservID: seal.authservID, results: resultsText, now: Int(Date().timeIntervalSince1970))
+                    switch sealed {
+                    case .sealed(let arcFields, let instance, let status):
+                        context.metrics.arcSeal(cv: status.rawValue)
+                        sealSummary = "i=\(instance) cv=\(status.rawValue)"
+                        logger.debug("sealed", metadata: ["i": "\(instance)", "cv": "\(status.rawValue)"])
+                        fields += arcFields
+                    case .notSealed(let why):
+                        logger.info("not sealed", metadata: ["why": "\(why)"])
+                    }
+                } catch {
+                    logger.error("sealing failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        if authenticator.settings.addResults {
+            fields.append(outcome.results.field() + "\r\n")
+        }
+        let summary = outcome.results.results.map { "\($0.method)=\($0.result)" }.joined(separator: " ")
+        return (fields, summary, sealSummary)
+    }
+
+    /// The results of the newest Authentication-Results field from `authservID` that has an `arc` result, and
+    /// that result as a chain status (anything but pass and none counts as fail).
+    static func recordedResults(
+        in header: MessageHeader, authservID: String
+    ) -> (status: ARCChainStatus, results: [AuthenticationResult])? {
+        for field in AuthenticationResults.fields(in: header, authservID: authservID) {
+            guard let arc = field.results(for: "arc").first else { continue }
+            return (ARCChainStatus(rawValue: arc.result.lowercased()) ?? .fail, field.results)
+        }
+        return nil
     }
 
     /// Ends the transaction's record (latencies, its log line) with the reply the client gets.

@@ -66,6 +66,15 @@ public final class RelayServer: Service, Sendable {
         metrics.setKeyExpiries(
             configuration.signing.keys.values.compactMap { key in key.expires.map { (key.domain, key.selector, $0) } })
         let health = NextHopHealth()
+        let sealing = try SealingPolicy(configuration) { name, options in
+            try table.sealer(forKey: name, options: options)
+        }
+        var authenticator: MessageAuthenticator?
+        if configuration.authentication.addResults || !sealing.isEmpty {
+            authenticator = MessageAuthenticator(
+                resolver: try RelayResolver.make(configuration.dns), settings: configuration.authentication,
+                hostname: configuration.hostname, sealing: sealing)
+        }
         return RelayContext(
             configuration: configuration,
             signingTable: table,
@@ -76,7 +85,8 @@ public final class RelayServer: Service, Sendable {
             metrics: metrics,
             nextHopHealth: health,
             security: security,
-            srs: try SRSRewriter(configuration.srs, statistics: srsStatistics)
+            srs: try SRSRewriter(configuration.srs, statistics: srsStatistics),
+            authenticator: authenticator
         )
     }
 

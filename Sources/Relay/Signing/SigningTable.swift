@@ -1,3 +1,4 @@
+import ARC
 import DKIM
 import DKIMCore
 import Keys
@@ -10,6 +11,8 @@ import MailMessage
 /// rule exists; `*.domain` covers only subdomains.
 public struct SigningTable: Sendable {
     private let rules: [String: [DKIMSigner]]
+    /// Every key of `signing.keys` as loaded, for ARC sealers (which name keys, not table rules).
+    private let loadedKeys: [String: (entry: RelayConfiguration.KeyEntry, key: Loaded)]
 
     /// Every distinct `d=`/`s=` pair the table can sign as.
     public let identities: Set<SigningIdentity>
@@ -122,6 +125,24 @@ public struct SigningTable: Sendable {
         guard problems.isEmpty else { throw ConfigurationError(problems) }
         self.rules = rules
         self.identities = identities
+        self.loadedKeys = loaded.reduce(into: [:]) { result, item in
+            if let entry = signing.keys[item.key] { result[item.key] = (entry, item.value) }
+        }
+    }
+
+    /// An ARC sealer with the key named `name` in `signing.keys` (its private key, or the agent's reference).
+    func sealer(forKey name: String, options: DKIMSignerOptions) throws -> ARCSealer {
+        guard let (entry, key) = loadedKeys[name] else {
+            throw ConfigurationError(["no key named '\(name)' in signing.keys"])
+        }
+        switch key {
+        case .local(let privateKey):
+            return try ARCSealer(domain: entry.domain, selector: entry.selector, key: privateKey, options: options)
+        case .agent(let publicKey, let reference):
+            return try ARCSealer(
+                domain: entry.domain, selector: entry.selector, publicKey: publicKey, keyReference: reference,
+                options: options)
+        }
     }
 
     /// Whether any rule exists: with none, every message is relayed unsigned.
