@@ -1,10 +1,9 @@
 import Foundation
 import Testing
 
-/// `signet run` seen from Prometheus: a known mix of traffic through swaks → signet → smtp-sink, then every
-/// counter on the live `/metrics` must have moved by exactly the expected amount, and promtool must accept the
-/// exposition and the alert rules. ARC seals join the mix when sealing lands in the relay (their counter is
-/// declared and must stay at 0 here).
+/// `signet run` seen from Prometheus: a known mix of traffic through swaks → signet → smtp-sink (signed, unsigned,
+/// refused, tempfailed, SRS-rewritten and ARC-sealed), then every counter on the live `/metrics` must have moved
+/// by exactly the expected amount, and promtool must accept the exposition and the alert rules.
 @Suite("Observability end to end: /metrics, /readyz, promtool", .serialized)
 struct ObservabilityEndToEndTests {
     typealias E2E = RelayEndToEndTests
@@ -82,10 +81,21 @@ struct ObservabilityEndToEndTests {
         defer { sink.stop() }
         let port = Self.freePort()
         let metricsPort = Self.freePort()
+        // SPF and DMARC for example.com; other.org publishes nothing.
+        let zone = dir.appendingPathComponent("zone.txt")
+        try """
+        example.com TXT "v=spf1 ip4:127.0.0.0/8 -all"
+        _dmarc.example.com TXT "v=DMARC1; p=none"
+
+        """.write(to: zone, atomically: true, encoding: .utf8)
         let yaml = """
             listen: [127.0.0.1:\(port)]
             next_hop: 127.0.0.1:\(sinkPort)
             metrics_listen: 127.0.0.1:\(metricsPort)
+            dns: {zone_file: \(zone.path)}
+            arc:
+              rules:
+                - {recipient_domain: lists.example, key: rsa, authserv_id: signet.example.com}
             state_directory: \(dir.appendingPathComponent("state").path)
             client_networks: [127.0.0.1/32]
             limits: {max_message_size: 4000}
@@ -163,6 +173,9 @@ struct ObservabilityEndToEndTests {
             ["srs", "forward", "--domain", "fwd.example", "--secret", "metrics-mix-test-secret", "dave@example.net"])
         let bounce = try Self.swaks(port, to: address.text.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(bounce.status == 0, "\(address.text)\(address.stderr)\(bounce.text)")
+        // K: to a list address: signed and ARC-sealed (no chain on the way in: cv=none).
+        let listed = try Self.swaks(port, to: "team@lists.example")
+        #expect(listed.status == 0, "\(listed.text)")
 
         // Every session has closed once the active gauge is back at 0.
         var exposition = ""
@@ -179,30 +192,39 @@ struct ObservabilityEndToEndTests {
         let ed =
             #"signet_signatures_total{algorithm="ed25519-sha256",backend="in-process",domain="example.com",result="success",selector="ed"}"#
         let expected: [String: Double] = [
-            "signet_connections_accepted_total": 9,  // A B C E F G H I J
+            "signet_connections_accepted_total": 10,  // A B C E F G H I J K
             #"signet_connections_refused_total{reason="access"}"#: 1,  // D
-            "signet_messages_received_total": 6,  // A B C F H J
-            "signet_messages_relayed_total": 3,  // A B J
+            "signet_messages_received_total": 7,  // A B C F H J K
+            "signet_messages_relayed_total": 4,  // A B J K
             #"signet_messages_rejected_total{reason="too_large"}"#: 1,  // C
             #"signet_messages_tempfailed_total{reason="next_hop_unavailable"}"#: 1,  // E
             #"signet_messages_tempfailed_total{reason="next_hop_lost"}"#: 1,  // H
             #"signet_next_hop_refused_total{class="5xx",command="data"}"#: 1,  // F
             #"signet_next_hop_refused_total{class="4xx",command="rcpt"}"#: 1,  // G
-            rsa: 4, ed: 4,  // A F H J
+            rsa: 5, ed: 5,  // A F H J K
             #"signet_messages_unsigned_total{reason="no_key"}"#: 1,  // B
-            #"signet_next_hop_connections_total{result="success"}"#: 8,  // A B C F G H I J
+            #"signet_next_hop_connections_total{result="success"}"#: 9,  // A B C F G H I J K
             #"signet_next_hop_connections_total{result="failure"}"#: 1,  // E
-            "signet_end_of_data_reply_seconds_count": 6,  // every end of data answered: A B C F H J
-            "signet_added_latency_seconds_count": 6,
-            "signet_transaction_seconds_count": 6,
-            "signet_signing_seconds_count": 4,  // A F H J (C was refused before signing)
-            "signet_next_hop_reply_seconds_count": 5,  // A B F H J
+            "signet_end_of_data_reply_seconds_count": 7,  // every end of data answered: A B C F H J K
+            "signet_added_latency_seconds_count": 7,
+            "signet_transaction_seconds_count": 7,
+            "signet_signing_seconds_count": 5,  // A F H J K (C was refused before signing)
+            "signet_next_hop_reply_seconds_count": 6,  // A B F H J K
             // SRS looks at every MAIL FROM that reaches it (E's too: before the next hop is asked) and at RCPT TO
             // addresses in fwd.example.
-            #"signet_srs_rewrites_total{direction="forward",result="unchanged"}"#: 8,  // A C E F G H I J
+            #"signet_srs_rewrites_total{direction="forward",result="unchanged"}"#: 9,  // A C E F G H I J K
             #"signet_srs_rewrites_total{direction="forward",result="rewritten"}"#: 1,  // B
             #"signet_srs_rewrites_total{direction="reverse",result="forged"}"#: 1,  // I
             #"signet_srs_rewrites_total{direction="reverse",result="reversed"}"#: 1,  // J
+            // With arc.rules the relay verifies every message that reaches the end of data (C is refused during
+            // DATA): none is signed on the way in, example.com's SPF passes for loopback and aligns for DMARC.
+            #"signet_authentication_results_total{method="dkim",result="none"}"#: 6,  // A B F H J K
+            #"signet_authentication_results_total{method="spf",result="pass"}"#: 5,  // A F H J K
+            #"signet_authentication_results_total{method="spf",result="none"}"#: 1,  // B
+            #"signet_authentication_results_total{method="dmarc",result="pass"}"#: 5,  // A F H J K
+            #"signet_authentication_results_total{method="dmarc",result="none"}"#: 1,  // B
+            #"signet_authentication_results_total{method="arc",result="none"}"#: 6,
+            #"signet_arc_seals_total{cv="none"}"#: 1,  // K
         ]
         // Byte counters move by the sizes of the messages; checked for movement, not an exact amount.
         let sized: Set<String> = ["signet_received_bytes_total", "signet_relayed_bytes_total"]
@@ -224,7 +246,7 @@ struct ObservabilityEndToEndTests {
 
         // The one log line per transaction: JSON, with its facts, and no message body.
         let lines = relay.output.split(separator: "\n").filter { $0.contains(#""msg":"transaction""#) }
-        #expect(lines.count == 9, "\(relay.output.suffix(3000))")  // A to J but D (refused at connect)
+        #expect(lines.count == 10, "\(relay.output.suffix(3000))")  // A to K but D (refused at connect)
         // G and I: RCPT refused, then QUIT.
         #expect(lines.filter { $0.contains(#""outcome":"abandoned""#) }.count == 2)
         let first = try #require(

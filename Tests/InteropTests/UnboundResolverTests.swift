@@ -98,7 +98,8 @@ import Testing
         } throws: { error in
             (error as? DNSFailure)?.kind == .timeout
         }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Bounded, with room for a loaded machine (the deadline is 0.8 s; without one this would never return).
+        #expect(ContinuousClock.now - start < .seconds(30))
     }
 
     /// With a trust anchor, signed answers are believed and an answer changed after signing is refused
