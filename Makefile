@@ -50,6 +50,10 @@ run: release ## start the relay's first-run default: 127.0.0.1:10025, developmen
 test-sanitize: deps ## the in-process test suites under ASan, UBSan and TSan (SANITIZERS=, FILTER= to narrow)
 	scripts/test-sanitize.sh
 
+.PHONY: soak
+soak: deps ## a long run (N messages, default 200000) through signet run: counts, duplicates, losses, RSS and fds
+	scripts/soak.sh
+
 .PHONY: fuzz
 fuzz: deps ## libFuzzer + AddressSanitizer on every parser of untrusted bytes, FUZZ_SECONDS each (default 60)
 	scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
