@@ -389,19 +389,8 @@ struct RelayAuthenticationTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let keys = try Self.setUp(dir, domains: ["author.example"], extra: [])
         // A UDP socket that reads nothing: questions forwarded to it are never answered.
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let (fd, port) = try Tools.silentUDPSocket()
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        try #require(bound, "cannot bind a UDP socket: errno \(errno)")
-        let port = Int(UInt16(bigEndian: address.sin_port))
         let relay = try Relay(
             dir, "silent",
             "dns: {forwarders: [\"127.0.0.1@\(port)\"], timeout: 60}\n"

@@ -112,6 +112,27 @@ enum Tools {
         return fd
     }
 
+    /// A UDP socket on 127.0.0.1 that is bound but never read: a DNS server that never answers. Returns the
+    /// descriptor (the caller closes it) and its port.
+    static func silentUDPSocket() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard fd >= 0, bound else {
+            let error = errno
+            close(fd)
+            throw ToolError("cannot bind a UDP socket: errno \(error)")
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
     static func makeTemporaryDirectory(_ name: String) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("signet-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

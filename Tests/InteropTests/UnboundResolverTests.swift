@@ -77,18 +77,8 @@ import Testing
 
     @Test func aServerThatNeverAnswersIsATimeout() async throws {
         // A UDP socket that is bound but never read: questions to it get no answer at all.
-        let silent = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let (silent, port) = try Tools.silentUDPSocket()
         defer { close(silent) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(silent, $0, length) + getsockname(silent, $0, &length)
-            }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
         let resolver = try UnboundResolver(
             .init(resolvConf: nil, stubZones: ["silent.test": ["127.0.0.1@\(port)"]], timeout: .milliseconds(800))
         )

@@ -107,18 +107,8 @@ struct VerifyCommandTests {
             run.text.split(separator: "\n").last?.hasPrefix("dmarc=fail (p=reject dis=reject)") == true, "\(run.text)")
 
         // Without a zone file, real DNS through libunbound: a server that does not answer gives temperror.
-        let silent = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let (silent, port) = try Tools.silentUDPSocket()
         defer { close(silent) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(silent, $0, length) + getsockname(silent, $0, &length)
-            }
-        }
-        let port = UInt16(bigEndian: address.sin_port)
         run = try Tools.run(
             signet, ["verify", "--dns-server", "127.0.0.1@\(port)", "--dns-timeout", "1", good], timeout: 60)
         #expect(run.status == 1)
