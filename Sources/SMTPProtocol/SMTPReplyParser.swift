@@ -94,7 +94,10 @@ public struct SMTPReplyParser: Sendable {
             lines.isEmpty || parsed == enhancedCode
         {
             if lines.isEmpty { enhancedCode = parsed }
-            text = text.dropFirst(word.count).drop { $0 == " " }
+            // One space separates the code from the text, as the writer puts it; more are the text's own
+            // (SMTPReplyFuzzer: dropping them all changed a reply passed on).
+            text = text.dropFirst(word.count)
+            if text.first == " " { text = text.dropFirst() }
         }
         lines.append(String(text))
         return bytes.count == 3 || bytes[3] == .space

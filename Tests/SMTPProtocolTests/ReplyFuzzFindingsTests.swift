@@ -15,4 +15,16 @@ import Testing
         var second = SMTPReplyParser()
         #expect(try second.parse(&again) == reply)
     }
+
+    /// A line whose text starts with a space, in a reply with an enhanced code: the writer puts the code and one
+    /// space before it, so the parser removes only that one space (it used to remove all of them).
+    @Test func leadingSpaceOfTheTextSurvivesTheEnhancedCode() throws {
+        var parser = SMTPReplyParser()
+        var buffer = ByteBuffer(bytes: Array("250-2.0.0\r\n250-  indented\r\n250 2.0.0  two spaces\r\n".utf8))
+        let reply = try #require(try parser.parse(&buffer))
+        #expect(reply.lines == ["", "  indented", " two spaces"])
+        var again = reply.encoded()
+        var second = SMTPReplyParser()
+        #expect(try second.parse(&again) == reply)
+    }
 }
