@@ -13,4 +13,12 @@ import Testing
         #expect(try AuthenticationResults(parsing: parsed.value) == parsed)
         #expect(!parsed.value.contains("\r") && !parsed.value.contains("\n"))
     }
+
+    /// A quoted local part with folding inside and no domain: the value keeps its quotes but not the line break,
+    /// and survives being written and read back.
+    @Test func quotedLocalPartWithFoldingRoundTrips() throws {
+        let parsed = try AuthenticationResults(parsing: "mx.example.com; dkim=pass header.b=\"ab\r\n c\"@")
+        #expect(parsed.results.first?.property("header", "b") == "\"ab c\"@")
+        #expect(try AuthenticationResults(parsing: parsed.value) == parsed)
+    }
 }
