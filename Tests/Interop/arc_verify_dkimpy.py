@@ -9,24 +9,11 @@ import sys
 
 import dkim
 
-
-def load_keys(path):
-    keys = {}
-    with open(path, "rb") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith(b"#"):
-                continue
-            name, value = line.split(None, 1)
-            keys[name.lower().rstrip(b".")] = value
-    return keys
+from dkimpy_verify import key_file_dns
 
 
 def main():
-    keys = load_keys(sys.argv[1])
-
-    def dnsfunc(name, timeout=5):
-        return keys.get(name.lower().rstrip(b"."), b"")
+    dnsfunc = key_file_dns(sys.argv[1])
 
     for path in sys.argv[2:]:
         message = open(path, "rb").read()

@@ -6,32 +6,11 @@
 use strict;
 use warnings;
 use Mail::DKIM::ARC::Verifier;
-use Net::DNS::RR;
+use FindBin;
+use lib $FindBin::Bin;
+use KeyFileDNS;
 
-my $keyfile = shift @ARGV;
-my %keys;
-open(my $kf, '<', $keyfile) or die "cannot read $keyfile: $!";
-while (my $line = <$kf>) {
-    chomp $line;
-    next if $line =~ /^\s*(#|$)/;
-    my ($name, $value) = split(/\s+/, $line, 2);
-    $name = lc $name;
-    $name =~ s/\.$//;
-    $keys{$name} = $value;
-}
-close $kf;
-
-{
-    no warnings 'redefine';
-    *Mail::DKIM::DNS::query = sub {
-        my ($name, $type) = @_;
-        $name = lc $name;
-        $name =~ s/\.$//;
-        return () unless $type eq 'TXT' && exists $keys{$name};
-        my $rr = Net::DNS::RR->new(name => $name, type => 'TXT', txtdata => $keys{$name});
-        return ($rr);
-    };
-}
+KeyFileDNS::install(shift @ARGV);
 
 for my $path (@ARGV) {
     open(my $fh, '<:raw', $path) or die "cannot read $path: $!";
