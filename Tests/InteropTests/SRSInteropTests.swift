@@ -25,7 +25,7 @@ struct SRSInteropTests {
     // MARK: Generated addresses
 
     static func addresses(count: Int, seed: UInt64) -> [String] {
-        var random = SRSSplitMix(seed: seed)
+        var random = SeededRandom(seed: seed)
         func pick<T>(_ choices: [T]) -> T { choices[Int(random.next() % UInt64(choices.count))] }
         func word(
             _ length: Int, _ alphabet: String = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -414,8 +414,9 @@ struct SRSInteropTests {
     }
 }
 
-/// SplitMix64 for the address generator (the SMTPProtocol tests have their own copy; test targets share none).
-struct SRSSplitMix {
+/// SplitMix64 for this target's generated inputs (SRS addresses, SPF records); the other test targets have their
+/// own copy (test targets share none).
+struct SeededRandom {
     private var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
