@@ -122,20 +122,7 @@ struct KeysCheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let keys = try ConfiguredKey.load(file: file)
-        let resolver: any DNSResolver
-        if let dnsFile {
-            do {
-                resolver = try StaticZone(parsing: try IO.readText(dnsFile, what: "DNS file"))
-            } catch let error as StaticZone.ParseError {
-                throw CLIError("DNS file \(dnsFile): \(error)")
-            }
-        } else {
-            do {
-                resolver = try UnboundResolver(.init(forwarders: dnsServer, timeout: .seconds(max(dnsTimeout, 1))))
-            } catch {
-                throw CLIError("cannot set up DNS: \(error)")
-            }
-        }
+        let resolver = try CommandLineDNS.resolver(dnsFile: dnsFile, servers: dnsServer, timeoutSeconds: dnsTimeout)
         var allOK = true
         for key in keys {
             let verdict = await Self.check(key, resolver: resolver)

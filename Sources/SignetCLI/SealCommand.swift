@@ -103,12 +103,7 @@ struct SealCommand: AsyncParsableCommand {
 
         let chainStatus: ARCChainStatus
         if let dnsFile {
-            let zone: StaticZone
-            do {
-                zone = try StaticZone(parsing: try IO.readText(dnsFile, what: "DNS file"))
-            } catch let error as StaticZone.ParseError {
-                throw CLIError("DNS file \(dnsFile): \(error)")
-            }
+            let zone = try CommandLineDNS.zone(dnsFile)
             let validation = await ARCValidator().validate(receivedMessage, resolver: zone)
             chainStatus = validation.status
             if ARCSealer.arcResult(in: text) == nil {

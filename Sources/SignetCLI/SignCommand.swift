@@ -194,28 +194,17 @@ struct VerifyCommand: AsyncParsableCommand {
 
     /// Where DNS answers come from: the one place a resolver is chosen.
     func makeResolver() throws -> any DNSResolver {
-        if let dnsFile {
-            do {
-                return try StaticZone(parsing: try IO.readText(dnsFile, what: "DNS file"))
-            } catch let error as StaticZone.ParseError {
-                throw CLIError("DNS file \(dnsFile): \(error)")
-            }
-        }
-        if let keyFile {
-            do {
-                let table = try DKIMKeyTable(parsing: try IO.readText(keyFile, what: "key file"))
-                var zone = StaticZone()
-                for (name, value) in table.records { zone.addTXT(name, value) }
-                return zone
-            } catch let error as DKIMError {
-                throw CLIError("key file \(keyFile): \(error)")
-            }
+        guard let keyFile else {
+            return try CommandLineDNS.resolver(
+                dnsFile: dnsFile, servers: dnsServer, trustAnchor: trustAnchor, timeoutSeconds: dnsTimeout)
         }
         do {
-            return try UnboundResolver(
-                .init(forwarders: dnsServer, trustAnchorFile: trustAnchor, timeout: .seconds(dnsTimeout)))
-        } catch {
-            throw CLIError("cannot set up DNS: \(error)")
+            let table = try DKIMKeyTable(parsing: try IO.readText(keyFile, what: "key file"))
+            var zone = StaticZone()
+            for (name, value) in table.records { zone.addTXT(name, value) }
+            return zone
+        } catch let error as DKIMError {
+            throw CLIError("key file \(keyFile): \(error)")
         }
     }
 
