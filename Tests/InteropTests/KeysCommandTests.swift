@@ -5,7 +5,7 @@ import Testing
 /// against a zone file for every verdict, and through libunbound against a real authoritative server (NSD).
 @Suite("signet keys list / check", .serialized)
 struct KeysCommandTests {
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func listAndCheckEveryVerdict() throws {
         let signet = try Tools.signet
         let dir = try Tools.makeTemporaryDirectory("keys-cli")
@@ -72,7 +72,7 @@ struct KeysCommandTests {
     }
 
     /// The same check through libunbound (the default, real DNS) against NSD serving the records.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func checkThroughRealDNS() throws {
         let signet = try Tools.signet
         let dir = try Tools.makeTemporaryDirectory("keys-dns")

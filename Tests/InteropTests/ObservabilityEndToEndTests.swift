@@ -264,7 +264,7 @@ struct ObservabilityEndToEndTests {
         #expect(check.status == 0, "promtool check metrics:\n\(check.text)\(check.stderr)")
     }
 
-    @Test(.timeLimit(.minutes(2))) func probesAndConfigurationWithoutSecrets() throws {
+    @Test(.timeLimit(.minutes(5))) func probesAndConfigurationWithoutSecrets() throws {
         let dir = try Tools.makeTemporaryDirectory("obs-probes")
         defer { try? FileManager.default.removeItem(at: dir) }
         let keys = try E2E.makeKeys(in: dir)

@@ -166,7 +166,7 @@ struct SignerAgentTests {
 
     /// `signet check-config` and `signet run` refuse a key that is not private, too short or malformed, naming the
     /// key and the reason; with the agent backend too (the agent's reason reaches the relay's error).
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func badKeysAreRefusedByName() throws {
         let setup = try RelayHarness.Setup("agent-bad-keys")
         defer { setup.remove() }
@@ -214,7 +214,7 @@ struct SignerAgentTests {
     /// The Kubernetes layout: the agent is its own process (its own container there) listening on a Unix socket,
     /// the relay has `agent_socket` and no key files at all. `signet check-config` passes in the relay's view
     /// (key files absent), the relay started before the agent waits for the socket, and mail is signed through it.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func agentInItsOwnProcessStartedAfterTheRelay() throws {
         let setup = try RelayHarness.Setup("agent-socket")
         defer { setup.remove() }
@@ -301,7 +301,7 @@ struct SignerAgentTests {
 
     /// SIGHUP with a key the agent refuses keeps the running agent and table; a good new key set starts a new
     /// agent, and mail is signed with the new selector.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func reloadSwapsAgentsOnlyForGoodKeys() throws {
         let relay = try Relay("agent-reload")
         defer { relay.stop() }

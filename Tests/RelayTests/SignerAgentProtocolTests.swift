@@ -88,7 +88,7 @@ struct SignerAgentProtocolTests {
         try await group.shutdownGracefully()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func supervisorConnectsToAListeningAgent() async throws {
         let key = try PrivateKey.generateEd25519()
         let server = SignerAgentServer(keys: ["ed": key], threadCount: 1)
