@@ -91,6 +91,103 @@ struct RelayLimitsTests {
         #expect(relay.process.isRunning, "signet exited: \(relay.output)")
     }
 
+    /// RCPTs the client pipelines behind MAIL go to the next hop with MAIL in one write. What each side sees must
+    /// be what it would see one command at a time: a recipient the next hop refuses is refused to the client and
+    /// never delivered, one over Signet's own limit never reaches the next hop, and after a refused MAIL nothing
+    /// is delivered. Postfix counts what it got per session ("rcpt=accepted/sent" in its disconnect line).
+    @Test func pipelinedRecipientsReachPostfixAsTheClientWasTold() throws {
+        let setup = try H.Setup("e2e-pipelined-rcpt")
+        defer { setup.remove() }
+        let postfix = try PostfixInstance(
+            try setup.subdirectory("postfix"),
+            extraMain: """
+                smtpd_delay_reject = no
+                smtpd_sender_restrictions = check_sender_access inline:{ {refused@example.com = REJECT sender refused} }
+                smtpd_recipient_restrictions = check_recipient_access inline:{ {refused@example.org = REJECT no such user} }, permit_mynetworks, reject_unauth_destination
+                """)
+        defer { postfix.stop() }
+        try postfix.start()
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: postfix.port, keys: setup.keys, environment: ["SIGNET_LIMITS_MAX_RECIPIENTS": "4"])
+        defer { relay.stop() }
+
+        func transaction(
+            _ token: String, sender: String, recipients: [String]
+        ) throws -> (replies: [Int], final: WireClient.Reply?, message: [UInt8]) {
+            let client = try H.greetedClient(port)
+            let message = Mail.message(token: token, body: "Pipelined recipients.\r\n")
+            var group = "MAIL FROM:<\(sender)>\r\n"
+            for recipient in recipients { group += "RCPT TO:<\(recipient)>\r\n" }
+            group += "DATA\r\n"
+            let replies = try client.pipeline(Array(group.utf8), replies: recipients.count + 2)
+            var final: WireClient.Reply?
+            if replies.last?.code == 354 {
+                final = try client.pipeline(message + Array(".\r\n".utf8), replies: 1)[0]
+            }
+            _ = try? client.command("QUIT")
+            return (replies.map(\.code), final, message)
+        }
+
+        // 1. Postfix refuses one recipient; the others are delivered, that one is not.
+        let partial = try transaction(
+            "partial", sender: "alice@example.com",
+            recipients: ["a@example.org", "refused@example.org", "c@example.org"])
+        #expect(partial.replies == [250, 250, 554, 250, 354], "\(partial.replies)")
+        #expect(partial.final?.code == 250, "\(String(describing: partial.final))")
+        // 2. Five recipients over Signet's limit of four: the fifth gets Signet's 452 and never reaches Postfix.
+        let overLimit = try transaction(
+            "over-limit", sender: "alice@example.com",
+            recipients: ["a@example.org", "b@example.org", "c@example.org", "d@example.org", "e@example.org"])
+        #expect(overLimit.replies == [250, 250, 250, 250, 250, 452, 354], "\(overLimit.replies)")
+        #expect(overLimit.final?.code == 250, "\(String(describing: overLimit.final))")
+        // 3. Postfix refuses MAIL: the recipients sent with it are refused by both, DATA is refused, nothing goes.
+        let refusedSender = try transaction(
+            "refused-sender", sender: "refused@example.com", recipients: ["a@example.org", "b@example.org"])
+        #expect(refusedSender.replies == [554, 503, 503, 503], "\(refusedSender.replies)")
+        #expect(refusedSender.final == nil)
+
+        let queued = [partial.final, overLimit.final].compactMap { $0?.text }.flatMap { text in
+            text.components(separatedBy: "queued as ").dropFirst().map { String($0.prefix { $0.isHexDigit }) }
+        }
+        #expect(queued.count == 2, "\(queued)")
+        let expected: [String: Set<String>] = [
+            queued.first ?? "?": ["a@example.org", "c@example.org"],
+            queued.last ?? "?": ["a@example.org", "b@example.org", "c@example.org", "d@example.org"],
+        ]
+        let allDelivered = H.wait(seconds: 30) {
+            let log = postfix.log
+            return expected.allSatisfy { id, recipients in
+                recipients.allSatisfy { log.contains("\(id): to=<\($0)>") && log.contains("status=sent") }
+            }
+        }
+        #expect(allDelivered, "Postfix did not deliver \(expected) in 30 s:\n\(postfix.log)")
+        let lines = postfix.log.components(separatedBy: "\n")
+        for (id, recipients) in expected {
+            let deliveredTo = Set(
+                lines.filter { $0.contains("\(id): to=<") }.compactMap { line -> String? in
+                    guard let start = line.range(of: "to=<"), let end = line[start.upperBound...].firstIndex(of: ">")
+                    else { return nil }
+                    return String(line[start.upperBound..<end])
+                })
+            #expect(deliveredTo == recipients, "\(id) went to \(deliveredTo)")
+        }
+        // Postfix's own count per session: the fifth recipient never reached it, the refused sender's
+        // recipients did (with MAIL) and were refused there.
+        // ("rcpt=4": all accepted.) Postfix logs a session when it ends, which may be after the client's QUIT.
+        var sessions: [String] = []
+        _ = H.wait(seconds: 10) {
+            sessions = postfix.log.components(separatedBy: "\n").filter {
+                $0.contains("disconnect from") && $0.contains(" mail=")
+            }
+            return sessions.count >= 3
+        }
+        #expect(sessions.contains { $0.contains(" rcpt=2/3 ") }, "\(sessions)")
+        #expect(sessions.contains { $0.contains(" rcpt=4 ") }, "\(sessions)")
+        #expect(sessions.contains { $0.contains(" mail=0/1 ") && $0.contains(" rcpt=0/2 ") }, "\(sessions)")
+        #expect(!lines.contains { $0.contains("refused@example.org") && $0.contains("status=sent") })
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
     // MARK: BDAT
 
     @Test func bdatChunksFromOneByteToOneMebibyte() throws {

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// The outcome of the latest connection to the next hop, for `/readyz` and `signet_next_hop_up`.
 final class NextHopHealth: Sendable {
@@ -42,9 +43,9 @@ struct MonitoredNextHop: NextHop {
     let health: NextHopHealth
     let metrics: RelayMetrics
 
-    func connect() async throws -> any NextHopSession {
+    func connect(on eventLoop: (any EventLoop)?) async throws -> any NextHopSession {
         do {
-            let session = try await inner.connect()
+            let session = try await inner.connect(on: eventLoop)
             health.record(reached: true, detail: "connected")
             metrics.nextHopConnection(succeeded: true)
             return session

@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import SMTPProtocol
 
 /// The first-run next hop: every message becomes one `.eml` file in a folder, so a new user sees signed mail
@@ -13,7 +14,7 @@ struct CaptureNextHop: NextHop {
         self.directory = directory
     }
 
-    func connect() async throws -> any NextHopSession {
+    func connect(on eventLoop: (any EventLoop)?) async throws -> any NextHopSession {
         CaptureSession(directory: directory)
     }
 }
@@ -37,8 +38,13 @@ final class CaptureSession: NextHopSession {
 
     var isUsable: Bool { true }
 
-    func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply {
-        SMTPReply(code: 250, EnhancedStatusCode(2, 1, 0), "sender ok (capture)")
+    func mail(
+        from: String, parameters: [SMTPParameter], client: ClientIdentity,
+        recipients: [(to: String, parameters: [SMTPParameter])]
+    ) async -> [SMTPReply] {
+        var replies = [SMTPReply(code: 250, EnhancedStatusCode(2, 1, 0), "sender ok (capture)")]
+        for recipient in recipients { replies.append(await self.recipient(to: recipient.to, parameters: recipient.parameters)) }
+        return replies
     }
 
     func recipient(to: String, parameters: [SMTPParameter]) async -> SMTPReply {
@@ -61,8 +67,11 @@ final class CaptureSession: NextHopSession {
             var data = Data(fields.joined().utf8)
             let bytes = try content.collected()
             data.append(contentsOf: bytes.readableBytesView)
-            try data.write(to: URL(fileURLWithPath: temporary))
-            try FileManager.default.moveItem(atPath: temporary, toPath: final)
+            // Sessions run on event loops; file writes go to NIO's blocking-I/O pool.
+            try await NIOThreadPool.singleton.runIfActive { [data] in
+                try data.write(to: URL(fileURLWithPath: temporary))
+                try FileManager.default.moveItem(atPath: temporary, toPath: final)
+            }
         } catch {
             return SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "could not store the message: \(error)")
         }

@@ -6,8 +6,13 @@ import SMTPProtocol
 protocol NextHopSession: AnyObject, Sendable {
     /// What the next hop supports, for the EHLO reply Signet gives its client.
     var capabilities: SMTPCapabilities { get }
-    /// Starts a transaction for `client` (which the next hop may be told of with XCLIENT or XFORWARD).
-    func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply
+    /// Starts a transaction for `client` (which the next hop may be told of with XCLIENT or XFORWARD), with
+    /// `recipients` pipelined behind MAIL when the next hop offers PIPELINING; the replies to MAIL and to each
+    /// recipient, in order.
+    func mail(
+        from: String, parameters: [SMTPParameter], client: ClientIdentity,
+        recipients: [(to: String, parameters: [SMTPParameter])]
+    ) async -> [SMTPReply]
     func recipient(to: String, parameters: [SMTPParameter]) async -> SMTPReply
     /// Sends one whole message (signature fields first) and returns the next hop's reply to its end.
     func message(prepending fields: [String], content: MessageContent) async -> SMTPReply
@@ -19,7 +24,19 @@ protocol NextHopSession: AnyObject, Sendable {
 
 /// Opens next-hop sessions.
 protocol NextHop: Sendable {
-    func connect() async throws -> any NextHopSession
+    /// `eventLoop`: the client connection's loop, so both sides of a session run on one thread (nil: any loop).
+    func connect(on eventLoop: (any EventLoop)?) async throws -> any NextHopSession
+}
+
+extension NextHopSession {
+    /// MAIL alone.
+    func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply {
+        await mail(from: from, parameters: parameters, client: client, recipients: [])[0]
+    }
+}
+
+extension NextHop {
+    func connect() async throws -> any NextHopSession { try await connect(on: nil) }
 }
 
 /// Replies Signet gives on the next hop's behalf when it cannot be reached or fails mid-way: all transient, so

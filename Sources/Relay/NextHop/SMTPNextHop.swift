@@ -16,21 +16,21 @@ struct SMTPNextHop: NextHop {
     var forwardClientIdentity = RelayConfiguration.ClientIdentityForwarding.none
     var logger = Logger(label: "signet.next-hop")
 
-    func connect() async throws -> any NextHopSession {
+    func connect(on eventLoop: (any EventLoop)?) async throws -> any NextHopSession {
         do {
-            return try await connect(startTLS: tls.context != nil)
+            return try await connect(startTLS: tls.context != nil, on: eventLoop)
         } catch let error as OpportunisticTLSFailure {
             // Postfix's `may` does the same: a failed handshake is retried once in plain text.
             tls.logger.warning(
                 "TLS with the next hop failed, retrying without it (next_hop_tls.mode: opportunistic)",
                 metadata: ["next_hop": "\(address)", "error": "\(error.underlying)"])
-            return try await connect(startTLS: false)
+            return try await connect(startTLS: false, on: eventLoop)
         }
     }
 
-    private func connect(startTLS: Bool) async throws -> any NextHopSession {
+    private func connect(startTLS: Bool, on eventLoop: (any EventLoop)?) async throws -> any NextHopSession {
         let collector = NIOLockedValueBox<NIOLoopBound<ReplyCollector>?>(nil)
-        let channel = try await ClientBootstrap(group: group)
+        let channel = try await ClientBootstrap(group: eventLoop ?? group)
             .connectTimeout(.seconds(Int64(timeouts.nextHopConnect)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -241,32 +241,46 @@ final class SMTPNextHopSession: NextHopSession {
         connection.close()
     }
 
-    func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply {
-        let mail = SMTPCommand.mail(from: from, parameters: parameters)
+    func mail(
+        from: String, parameters: [SMTPParameter], client: ClientIdentity,
+        recipients: [(to: String, parameters: [SMTPParameter])]
+    ) async -> [SMTPReply] {
+        var commands = [SMTPCommand.mail(from: from, parameters: parameters).encoded()]
+        commands += recipients.map { SMTPCommand.rcpt(to: $0.to, parameters: $0.parameters).encoded() }
+        var prefix = 0
         switch forwardClientIdentity {
         case .none:
             break
         case .xclient:
-            if let failure = await sendXCLIENT(for: client) { return failure }
+            if let failure = await sendXCLIENT(for: client) {
+                return Array(repeating: failure, count: commands.count)
+            }
         case .xforward:
-            guard let names = offered(\.xforward, "XFORWARD") else { break }
-            // Postfix keeps XFORWARD attributes until the transaction ends, so they go before every MAIL; with
-            // PIPELINING both commands go in one write.
-            var commands = [SMTPCommand.xforward(client.attributes(offered: names, xforward: true)).encoded()]
-            let pipelined = capabilities.pipelining
-            if pipelined { commands.append(mail.encoded()) }
-            do {
-                let replies = try await connection.exchange(commands, replies: commands.count, timeout: timeouts.nextHopCommand)
-                if !replies[0].isPositive {
-                    logger.warning("the next hop refused XFORWARD", metadata: ["reply": "\(replies[0])"])
-                }
-                if pipelined { return replies[1] }
-            } catch {
-                markBroken()
-                return NextHopReplies.lost("XFORWARD: \(error)")
+            // Postfix keeps XFORWARD attributes until the transaction ends, so they go before every MAIL.
+            if let names = offered(\.xforward, "XFORWARD") {
+                commands.insert(SMTPCommand.xforward(client.attributes(offered: names, xforward: true)).encoded(), at: 0)
+                prefix = 1
             }
         }
-        return await command(mail, what: "MAIL")
+        do {
+            var replies: [SMTPReply]
+            if capabilities.pipelining {
+                // One write, one round trip for the whole group.
+                replies = try await connection.exchange(commands, replies: commands.count, timeout: timeouts.nextHopCommand)
+            } else {
+                replies = []
+                for command in commands {
+                    replies += try await connection.exchange([command], replies: 1, timeout: timeouts.nextHopCommand)
+                }
+            }
+            if prefix == 1 && !replies[0].isPositive {
+                logger.warning("the next hop refused XFORWARD", metadata: ["reply": "\(replies[0])"])
+            }
+            return Array(replies.dropFirst(prefix))
+        } catch {
+            markBroken()
+            return Array(repeating: NextHopReplies.lost("MAIL: \(error)"), count: commands.count - prefix)
+        }
     }
 
     /// The attribute names the next hop offers for this extension, or nil (logged once) when it offers none.

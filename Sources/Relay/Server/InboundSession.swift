@@ -51,11 +51,19 @@ struct InboundSession {
     private var transaction: TransactionRecord?
     /// The listen address this connection came in on (for `arc.rules[].listener`).
     private let listener: HostPort?
+    /// The client connection's loop; the next-hop connection joins it.
+    private let eventLoop: (any EventLoop)?
     /// MAIL FROM and the accepted RCPT TO of the transaction, as the client sent them (sealing rules, SPF).
     private var envelopeSender = ""
     private var envelopeRecipients: [String] = []
     /// SPF of the transaction, started at MAIL FROM.
     private var spfCheck: Task<SPFResult, Never>?
+    /// A frame read while looking for RCPTs pipelined behind MAIL that was not one; handled next.
+    private var heldFrame: SMTPServerFramer.Frame?
+    /// The next hop's replies to RCPTs sent together with MAIL, in order, for those commands when handled.
+    private var presentRecipientReplies: [(command: SMTPCommand, reply: SMTPReply)] = []
+    /// While one of those RCPTs is handled: the reply it already has.
+    private var presentReply: SMTPReply?
 
     /// Attribute names Signet accepts from a client in `xclient_networks` (those Postfix sends).
     static let xclientAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"]
@@ -74,6 +82,7 @@ struct InboundSession {
         self.listener = channel?.localAddress.flatMap { address in
             address.ipAddress.flatMap { host in address.port.map { HostPort(host: host, port: $0) } }
         }
+        self.eventLoop = channel?.eventLoop
         self.framer = SMTPServerFramer()
         var capabilities = SMTPCapabilities()
         capabilities.pipelining = true
@@ -115,7 +124,7 @@ struct InboundSession {
         var iterator = inbound.makeAsyncIterator()
         defer { logger.debug("session ended") }
         reading: while true {
-            while let frame = framer.next(from: &pending) {
+            while let frame = nextFrame() {
                 guard try await handle(frame, replies) else { break reading }
             }
             if drain.shouldClose {
@@ -138,6 +147,15 @@ struct InboundSession {
         try? await replies.flush()
         await abandonTransaction()
         await closeDownstream()
+    }
+
+    /// The frame read ahead and not taken into a pipelined group, else the framer's next.
+    private mutating func nextFrame() -> SMTPServerFramer.Frame? {
+        if let frame = heldFrame {
+            heldFrame = nil
+            return frame
+        }
+        return framer.next(from: &pending)
     }
 
     private mutating func closeDownstream() async {
@@ -204,6 +222,13 @@ struct InboundSession {
             try await replies.send(reply)
         case .forwardMail(let from, let parameters):
             try await replies.send(await forwardMail(from: from, parameters: parameters))
+            // RCPTs that went to the next hop with MAIL are handled now, in order, with the replies it gave them.
+            while !presentRecipientReplies.isEmpty {
+                let (command, reply) = presentRecipientReplies.removeFirst()
+                presentReply = reply
+                defer { presentReply = nil }
+                guard try await handle(command, replies) else { return false }
+            }
         case .forwardRecipient(let recipient, let parameters):
             let to: String
             switch context.srs.recipient(recipient) {
@@ -219,11 +244,16 @@ struct InboundSession {
                 try await replies.send(NextHopReplies.lost("before RCPT"))
                 return true
             }
-            try await replies.flush()
+            // No flush here: a pipelined group's replies go out together when its last command is handled.
             timer.enter(.waitingForUs)
-            let dsn = downstream.capabilities.dsn
-            let reply = await downstream.recipient(
-                to: to, parameters: parameters.filter { dsn || !Self.dsnParameters.contains($0.keyword) })
+            let reply: SMTPReply
+            if let sent = presentReply {
+                // Sent with MAIL. (Had MAIL been refused, the session would not be here, and the next hop, with
+                // no transaction, refused it as well.)
+                reply = sent
+            } else {
+                reply = await downstream.recipient(to: to, parameters: forwardedRecipientParameters(parameters, downstream))
+            }
             session.recipientResult(accepted: reply.isPositive)
             context.metrics.passedBack(reply, command: "rcpt", nextHopUsable: downstream.isUsable)
             if reply.isPositive {
@@ -319,7 +349,7 @@ struct InboundSession {
         }
         if downstream == nil {
             do {
-                downstream = try await context.nextHop.connect()
+                downstream = try await context.nextHop.connect(on: eventLoop)
             } catch {
                 logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
                 session.mailResult(accepted: false)
@@ -345,7 +375,12 @@ struct InboundSession {
             }
         }
         identity.login = session.authenticatedIdentity
-        let reply = await downstream.mail(from: from, parameters: forwarded, client: identity)
+        let group = downstream.capabilities.pipelining ? pipelinedRecipients(downstream) : []
+        let answers = await downstream.mail(
+            from: from, parameters: forwarded, client: identity,
+            recipients: group.map { (to: $0.to, parameters: $0.parameters) })
+        let reply = answers[0]
+        presentRecipientReplies = zip(group, answers.dropFirst()).map { (command: $0.command, reply: $1) }
         transactionOpen = reply.isPositive
         session.mailResult(accepted: reply.isPositive)
         context.metrics.passedBack(reply, command: "mail", nextHopUsable: downstream.isUsable)
@@ -359,6 +394,39 @@ struct InboundSession {
             spfCheck = authenticator.startSPF(clientAddress: identity.address, helo: identity.helo, mailFrom: sender)
         }
         return reply
+    }
+
+    /// The RCPTs the client pipelined behind MAIL (already read), which this session would forward if the next
+    /// hop accepted MAIL: they go out with MAIL in one write, one round trip instead of one per command. A
+    /// recipient is only sent ahead when the session would send it anyway; if MAIL is refused, the next hop has no
+    /// transaction and refuses them too, as the session does.
+    private mutating func pipelinedRecipients(
+        _ downstream: any NextHopSession
+    ) -> [(command: SMTPCommand, to: String, parameters: [SMTPParameter])] {
+        var trial = session
+        trial.mailResult(accepted: true)
+        var group: [(command: SMTPCommand, to: String, parameters: [SMTPParameter])] = []
+        while group.count < Self.maximumPipelinedRecipients, let frame = framer.next(from: &pending) {
+            guard case .command(let command) = frame, case .rcpt = command,
+                case .forwardRecipient(let recipient, let parameters) = trial.handle(command),
+                case .use(let to) = context.srs.recipient(recipient)
+            else {
+                heldFrame = frame
+                break
+            }
+            group.append((command, to, forwardedRecipientParameters(parameters, downstream)))
+        }
+        return group
+    }
+
+    /// RCPTs sent with one MAIL at most; the rest go one by one.
+    static let maximumPipelinedRecipients = 100
+
+    private func forwardedRecipientParameters(
+        _ parameters: [SMTPParameter], _ downstream: any NextHopSession
+    ) -> [SMTPParameter] {
+        let dsn = downstream.capabilities.dsn
+        return parameters.filter { dsn || !Self.dsnParameters.contains($0.keyword) }
     }
 
     private mutating func startMessage() {

@@ -211,7 +211,10 @@ public final class RelayServer: Service, Sendable {
             do {
                 try await listener.executeThenClose { connections in
                     for try await connection in connections {
-                        group.addTask { await self.serve(connection) }
+                        // The session runs on its connection's loop (EventLoopTaskExecutor says why).
+                        group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
+                            await self.serve(connection)
+                        }
                     }
                 }
             } catch {
