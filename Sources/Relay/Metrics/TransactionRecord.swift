@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import SMTPProtocol
 
 /// What one transaction did, gathered as it runs, for its metrics and its one log line. Holds no address of the
@@ -6,7 +7,8 @@ import SMTPProtocol
 struct TransactionRecord {
     /// Signet's own id for the transaction (it never queues, so it has no queue id): correlates its log line with
     /// the next hop's, whose queue id is in `next_hop_reply`.
-    let id: String
+    var id: String { String(number & 0xFF_FFFF_FFFF, radix: 16, uppercase: true) }
+    private let number: UInt64
     let started = ContinuousClock.now
     let senderDomain: String
     var recipients = 0
@@ -21,9 +23,12 @@ struct TransactionRecord {
     /// The ARC set added (`i=2 cv=pass`), or why none was.
     var arcSeal: String?
 
+    /// Ids count up from a random start: unique within the process, unlike each other across restarts, and no
+    /// system call per transaction.
+    private static let sequence = Atomic<UInt64>(UInt64.random(in: 0...UInt64.max))
+
     init(sender: String) {
-        var generator = SystemRandomNumberGenerator()
-        id = String(generator.next() & 0xFF_FFFF_FFFF, radix: 16, uppercase: true)
+        number = Self.sequence.wrappingAdd(1, ordering: .relaxed).oldValue
         if let at = sender.lastIndex(of: "@") {
             senderDomain = sender[sender.index(after: at)...].lowercased()
         } else {
