@@ -16,6 +16,8 @@ public struct SinkOptions: Sendable {
     public var sampleEvery = 0
     /// Keep at most this many sampled messages.
     public var maximumSamples = 100
+    /// Offer CHUNKING (BDAT), as Postfix's smtpd does by default since 3.4.
+    public var chunking = true
 
     public init() {}
 }
@@ -140,6 +142,8 @@ final class SinkHandler: ChannelInboundHandler {
     private var out = ByteBuffer()
     private var sample: ByteBuffer?
     private var closeAfterFlush = false
+    /// Between the first BDAT of a message and its LAST chunk.
+    private var inChunkedMessage = false
 
     init(options: SinkOptions, counters: SinkCounters) {
         self.options = options
@@ -183,17 +187,22 @@ final class SinkHandler: ChannelInboundHandler {
         case .command(let command):
             switch command {
             case .ehlo:
-                out.writeStaticString(
-                    "250-signet-load.sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 0\r\n250 ENHANCEDSTATUSCODES\r\n"
-                )
+                out.writeStaticString("250-signet-load.sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 0\r\n")
+                if options.chunking { out.writeStaticString("250-CHUNKING\r\n") }
+                out.writeStaticString("250 ENHANCEDSTATUSCODES\r\n")
             case .helo: out.writeStaticString("250 signet-load.sink\r\n")
             case .mail: out.writeStaticString("250 2.1.0 Ok\r\n")
             case .rcpt: out.writeStaticString("250 2.1.5 Ok\r\n")
             case .data:
-                let number = counters.started.add(1, ordering: .relaxed).newValue
-                if options.sampleEvery > 0 && number % options.sampleEvery == 0 { sample = ByteBuffer() }
+                startMessage()
                 framer.startMessageData()
                 out.writeStaticString("354 End data with <CR><LF>.<CR><LF>\r\n")
+            case .bdat where options.chunking:
+                // The framer reads the chunk by itself; the reply comes at its end.
+                if !inChunkedMessage {
+                    inChunkedMessage = true
+                    startMessage()
+                }
             case .rset, .noop: out.writeStaticString("250 2.0.0 Ok\r\n")
             case .quit:
                 out.writeStaticString("221 2.0.0 Bye\r\n")
@@ -206,24 +215,46 @@ final class SinkHandler: ChannelInboundHandler {
         case .messageData(var data):
             counters.bytes.add(data.readableBytes, ordering: .relaxed)
             if sample != nil { sample!.writeBuffer(&data) }
-        case .messageEnd:
-            let number = counters.ended.add(1, ordering: .relaxed).newValue
-            if options.refuseEvery > 0 && number % options.refuseEvery == 0 {
-                counters.refused.add(1, ordering: .relaxed)
-                out.writeString(
-                    "\(options.refusalCode) \(options.refusalCode / 100).7.1 Refused by signet-load sink\r\n")
+        case .chunkData(var data):
+            // A refused BDAT's chunk (CHUNKING off) is read and dropped.
+            guard inChunkedMessage else { break }
+            counters.bytes.add(data.readableBytes, ordering: .relaxed)
+            if sample != nil { sample!.writeBuffer(&data) }
+        case .chunkEnd(let last):
+            guard inChunkedMessage else { break }
+            if last {
+                inChunkedMessage = false
+                endMessage()
             } else {
-                counters.accepted.add(1, ordering: .relaxed)
-                out.writeStaticString("250 2.0.0 Ok: queued\r\n")
+                out.writeStaticString("250 2.0.0 Ok: chunk received\r\n")
             }
-            if let kept = sample {
-                sample = nil
-                counters.samples.withLock { samples in
-                    if samples.count < options.maximumSamples { samples.append(Data(kept.readableBytesView)) }
-                }
-            }
-        case .chunkData, .chunkEnd, .authenticationResponse:
+        case .messageEnd:
+            endMessage()
+        case .authenticationResponse:
             out.writeStaticString("502 5.5.1 Not implemented\r\n")
+        }
+    }
+
+    private func startMessage() {
+        let number = counters.started.add(1, ordering: .relaxed).newValue
+        if options.sampleEvery > 0 && number % options.sampleEvery == 0 { sample = ByteBuffer() }
+    }
+
+    private func endMessage() {
+        let number = counters.ended.add(1, ordering: .relaxed).newValue
+        if options.refuseEvery > 0 && number % options.refuseEvery == 0 {
+            counters.refused.add(1, ordering: .relaxed)
+            out.writeString(
+                "\(options.refusalCode) \(options.refusalCode / 100).7.1 Refused by signet-load sink\r\n")
+        } else {
+            counters.accepted.add(1, ordering: .relaxed)
+            out.writeStaticString("250 2.0.0 Ok: queued\r\n")
+        }
+        if let kept = sample {
+            sample = nil
+            counters.samples.withLock { samples in
+                if samples.count < options.maximumSamples { samples.append(Data(kept.readableBytesView)) }
+            }
         }
     }
 

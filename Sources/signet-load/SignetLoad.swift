@@ -94,6 +94,7 @@ struct Sink: AsyncParsableCommand {
     @Option(help: "Event-loop threads (default: one per core).") var threads = ProcessInfo.processInfo
         .activeProcessorCount
     @Flag(help: "Print the summary as JSON.") var json = false
+    @Flag(inversion: .prefixedNo, help: "Offer CHUNKING (BDAT), as Postfix's smtpd does.") var chunking = true
 
     func run() async throws {
         if verifyEvery > 0 && keyFile == nil { throw ValidationError("--verify-every needs --key-file") }
@@ -103,6 +104,7 @@ struct Sink: AsyncParsableCommand {
         options.refusalCode = refusalCode
         options.sampleEvery = verifyEvery
         options.threads = threads
+        options.chunking = chunking
         // A parent may have blocked these (test runners do); the sink must see them to print its summary.
         var signals = sigset_t()
         sigemptyset(&signals)
