@@ -32,6 +32,12 @@ let package = Package(
             name: "CPKCS11",
             providers: [.apt(["libp11-kit-dev"])]
         ),
+        // The relay's allocator (docs/performance.md measures it against glibc malloc).
+        .systemLibrary(
+            name: "CJemalloc",
+            pkgConfig: "jemalloc",
+            providers: [.apt(["libjemalloc-dev"])]
+        ),
         .systemLibrary(
             name: "CCrypt",
             pkgConfig: "libxcrypt",
@@ -125,7 +131,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "signet",
-            dependencies: ["SignetCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["CJemalloc", "SignetCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .testTarget(

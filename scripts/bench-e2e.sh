@@ -3,6 +3,8 @@
 #   (a) signet-load → signet-load sink                       the plumbing ceiling
 #   (b) signet-load → signet run (rsa-sha256)     → sink
 #   (c) signet-load → signet run (ed25519-sha256) → sink
+#   (g) the same as (c) with glibc malloc instead of jemalloc (LD_PRELOAD of libc.so.6 binds malloc to glibc's;
+#       the relay's startup log names the allocator in use): what jemalloc buys
 #   (d) signet-load → Postfix + OpenDKIM milter   → sink     queue on tmpfs, milter on a unix socket
 #   (e) signet-load → Postfix + rspamd milter (DKIM signing only) → sink
 #   (s) signet-load → signet run (rsa-sha256 DKIM + ARC seal, same key; verification from a zone file) → sink
@@ -21,7 +23,7 @@ SIZE=${SIZE:-4096}
 PER=${PER:-100}
 # RATE=messages/s paces the generator (for added latency below saturation); empty: as fast as the path answers.
 RATE=${RATE:-}
-SCENARIOS=${SCENARIOS:-a b c d e}
+SCENARIOS=${SCENARIOS:-a b c g d e}
 out=${BENCH_OUT:-.build-bench/results}
 mkdir -p "$out"
 
@@ -115,8 +117,8 @@ print(json.dumps({"name": name, "rate": sink["accepted"] / (end - start), "acked
 PY
 }
 
-signet_run() {  # $1 relay port, $2 sink port, $3 selector, $4 key, $5 algorithm
-    "$signet" run --listen "127.0.0.1:$1" --next-hop "127.0.0.1:$2" --domain example.com --selector "$3" --key "$4" \
+signet_run() {  # $1 relay port, $2 sink port, $3 selector, $4 key, $5 algorithm; RELAY_PRELOAD: LD_PRELOAD
+    LD_PRELOAD=${RELAY_PRELOAD:-} "$signet" run --listen "127.0.0.1:$1" --next-hop "127.0.0.1:$2" --domain example.com --selector "$3" --key "$4" \
         --algorithm "$5" --state-dir "$dir/state-$3" --metrics-listen "" --log-level warning >"$dir/signet-$3.log" 2>&1 &
     echo $!
 }
@@ -185,10 +187,15 @@ for s in $SCENARIOS; do
         echo "== (a) signet-load → sink"
         measure "$sink_port" "$sink_port" a ""
         ;;
-    b | c)
+    b | c | g)
         next_port relay_port
         if [ "$s" = b ]; then pid=$(signet_run "$relay_port" "$sink_port" rsa "$dir/rsa.pem" rsa-sha256); label=rsa-sha256
-        else pid=$(signet_run "$relay_port" "$sink_port" ed "$dir/ed.pem" ed25519-sha256); label=ed25519-sha256; fi
+        elif [ "$s" = c ]; then pid=$(signet_run "$relay_port" "$sink_port" ed "$dir/ed.pem" ed25519-sha256); label=ed25519-sha256
+        else
+            libc=$(ldd "$signet" | awk '/libc\.so\.6/ {print $3}')
+            pid=$(RELAY_PRELOAD=$libc signet_run "$relay_port" "$sink_port" ed-glibc "$dir/ed.pem" ed25519-sha256)
+            label="ed25519-sha256, glibc malloc"
+        fi
         pids+=("$pid")
         echo "== ($s) signet-load → signet run ($label) → sink"
         wait_port "$relay_port" || { cat "$dir"/signet-*.log >&2; exit 1; }
@@ -276,6 +283,7 @@ import json, sys
 rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
 n, c, size = sys.argv[2:5]
 labels = {"a": "(a) load → sink (plumbing ceiling)", "b": "(b) Signet rsa-sha256", "c": "(c) Signet ed25519-sha256",
+          "g": "(g) Signet ed25519-sha256, glibc malloc",
           "d": "(d) Postfix + OpenDKIM rsa-sha256", "e": "(e) Postfix + rspamd rsa-sha256",
           "s": "(s) Signet rsa-sha256 + ARC seal"}
 base = rows.get("a")
@@ -284,7 +292,7 @@ rate = os.environ.get("RATE")
 print(f"{n} messages of {size} bytes, {c} connections, pipelining" + (f", paced at {rate} messages/s" if rate else "") + "\n")
 print("| path | msg/s | acked / received | p50 ms | p99 ms | added p50 / p99 ms | peak RSS MiB | CPU µs/msg | verified | ×(a) | ×(d) | ×(e) |")
 print("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-for k in "abcdes":
+for k in "abcgdes":
     r = rows.get(k)
     if not r: continue
     added = f"{r['p50'] - base['p50']:.2f} / {r['p99'] - base['p99']:.2f}" if base and k != "a" else "–"

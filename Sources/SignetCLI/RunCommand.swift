@@ -67,6 +67,7 @@ struct RunCommand: AsyncParsableCommand {
         // Before any key is read: locked secure heap for key material, no core dumps, no same-user ptrace.
         let protection = KeyMemoryProtection.enable()
         logger.info("key memory protection: \(protection)")
+        logger.info("allocator: \(ProcessAllocator.describe())")
         var configuration = try Self.resolve(
             file: config, listen: listen, nextHop: nextHop, domain: domain, selectors: selector, keys: key,
             algorithms: algorithm, stateDirectory: stateDir, logger: logger)

@@ -26,6 +26,8 @@ struct RelayCommandLineTests {
             ["--server", "127.0.0.1", "--port", "10025", "--from", "alice@example.com", "--to", "bob@example.org"],
             timeout: 60)
         #expect(swaks.status == 0, "\(swaks.text)\n\(relay.output)")
+        // jemalloc is linked into signet and is the malloc the process actually uses (DESIGN.md).
+        #expect(relay.output.contains("allocator: jemalloc 5."), "\(relay.output)")
         let state = dir.appendingPathComponent("signet-state")
         let captured = state.appendingPathComponent("captured")
         let files = try FileManager.default.contentsOfDirectory(atPath: captured.path).filter { $0.hasSuffix(".eml") }
