@@ -29,7 +29,10 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     private let onTimeout: @Sendable (ClientPhase) -> Void
     private var phase = ClientPhase.command
     private var timer: Scheduled<Void>?
+    /// When the client's time is up (distant future while Signet itself is working).
     private var deadline = NIODeadline.distantFuture
+    /// When the scheduled task runs; it may be before `deadline`, never after.
+    private var firesAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
 
     /// `minDataRate` bytes per second (0: every read re-arms); `onTimeout` counts a timeout that fired.
@@ -62,7 +65,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         let bytes = unwrapInboundIn(data)
         if minDataRate <= 0 || (phase == .command && bytes.readableBytesView.contains(UInt8(ascii: "\n"))) {
             arm()
-        } else if timer != nil {
+        } else if deadline != .distantFuture {
             // Progress buys time in proportion to its size, capped at one whole timeout from now.
             let earned = TimeAmount.nanoseconds(Int64(bytes.readableBytes) * 1_000_000_000 / Int64(minDataRate))
             let cap = NIODeadline.now() + (phase == .data ? dataTimeout : commandTimeout)
@@ -88,30 +91,39 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         switch phase {
         case .command: schedule(at: .now() + commandTimeout)
         case .data: schedule(at: .now() + dataTimeout)
-        case .waitingForUs:
-            timer?.cancel()
-            timer = nil
+        case .waitingForUs: deadline = .distantFuture
         }
     }
 
+    /// Moves the deadline. The scheduled task is only replaced when it would fire too late: a later deadline is
+    /// left to the task, which re-checks when it fires and schedules itself again. Phase changes and command lines
+    /// come several times per message, and each used to cancel one scheduled task and allocate another.
     private func schedule(at deadline: NIODeadline) {
+        self.deadline = deadline
+        if timer != nil && firesAt <= deadline { return }
         timer?.cancel()
         timer = nil
         guard let context else { return }
-        self.deadline = deadline
-        let timeout = phase == .data ? dataTimeout : commandTimeout
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        firesAt = deadline
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.fire() }
+    }
+
+    private func fire() {
+        timer = nil
+        guard deadline != .distantFuture else { return }
+        if deadline > .now() {
+            schedule(at: deadline)
+            return
+        }
+        guard let context else { return }
+        onTimeout(phase)
+        let seconds = (phase == .data ? dataTimeout : commandTimeout).nanoseconds / 1_000_000_000
+        let reply = SMTPReply(
+            code: 421, EnhancedStatusCode(4, 4, 2), "no input for \(seconds) seconds, closing connection")
         let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let seconds = timeout.nanoseconds / 1_000_000_000
-        let phase = self.phase
-        let onTimeout = self.onTimeout
-        timer = context.eventLoop.scheduleTask(deadline: deadline) {
-            onTimeout(phase)
-            let context = loopBoundContext.value
-            let reply = SMTPReply(
-                code: 421, EnhancedStatusCode(4, 4, 2), "no input for \(seconds) seconds, closing connection")
-            context.writeAndFlush(NIOAny(reply.encoded())).whenComplete { _ in
-                loopBoundContext.value.close(promise: nil)
-            }
+        context.writeAndFlush(NIOAny(reply.encoded())).whenComplete { _ in
+            loopBoundContext.value.close(promise: nil)
         }
     }
 }
@@ -134,6 +146,11 @@ struct ClientTimer: Sendable {
             return value != phase
         }
         guard changed else { return }
-        eventLoop.execute { handler.value.enter(phase) }
+        // Sessions run on their connection's loop, so this is normally a direct call.
+        if eventLoop.inEventLoop {
+            handler.value.enter(phase)
+        } else {
+            eventLoop.execute { handler.value.enter(phase) }
+        }
     }
 }
