@@ -131,7 +131,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "signet",
-            dependencies: ["CJemalloc", "SignetCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            // SIGNET_ALLOCATOR=system builds signet with glibc malloc, only for the benchmark's comparison.
+            dependencies: (Context.environment["SIGNET_ALLOCATOR"] == "system" ? [] : ["CJemalloc"]) + [
+                "SignetCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
 
         .testTarget(

@@ -3,8 +3,8 @@
 #   (a) signet-load → signet-load sink                       the plumbing ceiling
 #   (b) signet-load → signet run (rsa-sha256)     → sink
 #   (c) signet-load → signet run (ed25519-sha256) → sink
-#   (g) the same as (c) with glibc malloc instead of jemalloc (LD_PRELOAD of libc.so.6 binds malloc to glibc's;
-#       the relay's startup log names the allocator in use): what jemalloc buys
+#   (g) the same as (c) with glibc malloc instead of jemalloc: a second signet built with SIGNET_ALLOCATOR=system
+#       in .build-glibc (a cold release build the first time): what jemalloc buys
 #   (d) signet-load → Postfix + OpenDKIM milter   → sink     queue on tmpfs, milter on a unix socket
 #   (e) signet-load → Postfix + rspamd milter (DKIM signing only) → sink
 #   (s) signet-load → signet run (rsa-sha256 DKIM + ARC seal, same key; verification from a zone file) → sink
@@ -33,6 +33,16 @@ if [ -z "${BENCH_BIN_DIR:-}" ]; then
     BENCH_BIN_DIR=$(swift build -c release --show-bin-path)
 fi
 signet=$BENCH_BIN_DIR/signet
+# (g): the same relay with glibc malloc; GLIBC_BIN_DIR to use one built already.
+glibc_signet=
+if [[ " $SCENARIOS " == *" g "* ]]; then
+    if [ -z "${GLIBC_BIN_DIR:-}" ]; then
+        SIGNET_ALLOCATOR=system swift build -c release --scratch-path .build-glibc --product signet >/dev/null
+        GLIBC_BIN_DIR=$(SIGNET_ALLOCATOR=system swift build -c release --scratch-path .build-glibc --show-bin-path)
+    fi
+    glibc_signet=$GLIBC_BIN_DIR/signet
+    if ldd "$glibc_signet" | grep -q jemalloc; then echo "bench-e2e: $glibc_signet links jemalloc" >&2; exit 1; fi
+fi
 load=$BENCH_BIN_DIR/signet-load
 
 # Bench-only peers (tests need postfix and opendkim too; rspamd only here).
@@ -117,8 +127,8 @@ print(json.dumps({"name": name, "rate": sink["accepted"] / (end - start), "acked
 PY
 }
 
-signet_run() {  # $1 relay port, $2 sink port, $3 selector, $4 key, $5 algorithm; RELAY_PRELOAD: LD_PRELOAD
-    LD_PRELOAD=${RELAY_PRELOAD:-} "$signet" run --listen "127.0.0.1:$1" --next-hop "127.0.0.1:$2" --domain example.com --selector "$3" --key "$4" \
+signet_run() {  # $1 relay port, $2 sink port, $3 selector, $4 key, $5 algorithm; RELAY_EXECUTABLE: another build
+    "${RELAY_EXECUTABLE:-$signet}" run --listen "127.0.0.1:$1" --next-hop "127.0.0.1:$2" --domain example.com --selector "$3" --key "$4" \
         --algorithm "$5" --state-dir "$dir/state-$3" --metrics-listen "" --log-level warning >"$dir/signet-$3.log" 2>&1 &
     echo $!
 }
@@ -192,8 +202,7 @@ for s in $SCENARIOS; do
         if [ "$s" = b ]; then pid=$(signet_run "$relay_port" "$sink_port" rsa "$dir/rsa.pem" rsa-sha256); label=rsa-sha256
         elif [ "$s" = c ]; then pid=$(signet_run "$relay_port" "$sink_port" ed "$dir/ed.pem" ed25519-sha256); label=ed25519-sha256
         else
-            libc=$(ldd "$signet" | awk '/libc\.so\.6/ {print $3}')
-            pid=$(RELAY_PRELOAD=$libc signet_run "$relay_port" "$sink_port" ed-glibc "$dir/ed.pem" ed25519-sha256)
+            pid=$(RELAY_EXECUTABLE=$glibc_signet signet_run "$relay_port" "$sink_port" ed-glibc "$dir/ed.pem" ed25519-sha256)
             label="ed25519-sha256, glibc malloc"
         fi
         pids+=("$pid")
