@@ -266,7 +266,8 @@ struct RelayLimitsTests {
         let growth = after.peak - baseline.peak
         print(
             "\(size / mebibyte) MiB (\(release == nil ? "debug" : "release") relay): relayed in \(String(format: "%.1f", seconds)) s; signet VmHWM \(baseline.peak / 1024) MiB after "
-                + "warm-up, \(after.peak / 1024) MiB after (+\(growth / 1024) MiB; spool threshold \(threshold / mebibyte) MiB)")
+                + "warm-up, \(after.peak / 1024) MiB after (+\(growth / 1024) MiB; spool threshold \(threshold / mebibyte) MiB)"
+        )
         // The first `threshold` bytes are held in memory, then everything goes to the spool file and out in 256 KiB pieces.
         // The allowance covers what is in flight besides: up to 10 reads of 8 KiB queued in the channel, the
         // piece being sent, the header and signature, and malloc keeping freed chunks of the first 8 MiB.

@@ -499,7 +499,8 @@ struct InboundSession {
             return .assembled(try assembler.finish(now: Int(Date().timeIntervalSince1970)))
         } catch {
             context.metrics.tempfailed(.localError)
-            let reply = SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "local problem finishing the message: \(error)")
+            let reply = SMTPReply(
+                code: 451, EnhancedStatusCode(4, 3, 0), "local problem finishing the message: \(error)")
             return .refused(reply, outcome: "tempfailed")
         }
     }
