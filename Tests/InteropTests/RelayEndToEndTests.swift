@@ -127,12 +127,14 @@ struct RelayEndToEndTests {
         return (sink, port, dumps)
     }
 
-    static func startSignet(_ dir: URL, nextHop: Int, keys: Keys, environment: [String: String] = [:], logLevel: String = "info")
-        throws -> (Running, Int)
-    {
+    /// `binary`: another `signet` than the one under test (the release build, for the 100 MiB message).
+    static func startSignet(
+        _ dir: URL, nextHop: Int, keys: Keys, environment: [String: String] = [:], logLevel: String = "info",
+        binary: String? = nil
+    ) throws -> (Running, Int) {
         let port = freePort()
         let relay = try Running(
-            try Tools.signet,
+            try binary ?? Tools.signet,
             [
                 "run", "--listen", "127.0.0.1:\(port)", "--next-hop", "127.0.0.1:\(nextHop)", "--domain", "example.com",
                 "--selector", "rsa", "--key", keys.rsa, "--selector", "ed", "--key", keys.ed,

@@ -33,6 +33,9 @@ struct SMTPNextHop: NextHop {
         let channel = try await ClientBootstrap(group: eventLoop ?? group)
             .connectTimeout(.seconds(Int64(timeouts.nextHopConnect)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Only replies come back, a few hundred bytes; NIO's adaptive default grows to 4 KiB and more per
+            // connection, and there is one next-hop connection per client connection.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = ReplyCollector()

@@ -169,18 +169,35 @@ struct MessageAssembler {
     }
 }
 
-/// A received message ready for its key operations and sending.
-struct AssembledMessage {
-    var content: MessageContent
+/// A received message ready for its key operations and sending. A class: it lives across the awaits of signing
+/// and sending, and a value that size would sit in the session's async frame, whose task-stack slabs a
+/// connection keeps until it closes; on the heap it is freed with the message.
+final class AssembledMessage {
+    let content: MessageContent
     /// Signatures waiting for their private-key operation, in the order they will be prepended.
-    var signatures: [(signer: DKIMSigner, prepared: PreparedSignature)]
-    var unsignedReason: MessageAssembler.UnsignedReason?
-    var unsignedDetail: String
-    var fromDomain: String?
+    let signatures: [(signer: DKIMSigner, prepared: PreparedSignature)]
+    let unsignedReason: MessageAssembler.UnsignedReason?
+    let unsignedDetail: String
+    let fromDomain: String?
     /// The header as received; nil when it did not parse.
-    var header: MessageHeader?
+    let header: MessageHeader?
     /// Every body hash computed (signing, verification, sealing).
-    var bodyHashes: [BodyHasher.Key: BodyHasher.Result] = [:]
+    let bodyHashes: [BodyHasher.Key: BodyHasher.Result]
     /// Verification in flight, when the relay verifies.
-    var authentication: MessageAuthentication?
+    let authentication: MessageAuthentication?
+
+    init(
+        content: MessageContent, signatures: [(signer: DKIMSigner, prepared: PreparedSignature)],
+        unsignedReason: MessageAssembler.UnsignedReason?, unsignedDetail: String, fromDomain: String?,
+        header: MessageHeader?, bodyHashes: [BodyHasher.Key: BodyHasher.Result], authentication: MessageAuthentication?
+    ) {
+        self.content = content
+        self.signatures = signatures
+        self.unsignedReason = unsignedReason
+        self.unsignedDetail = unsignedDetail
+        self.fromDomain = fromDomain
+        self.header = header
+        self.bodyHashes = bodyHashes
+        self.authentication = authentication
+    }
 }
