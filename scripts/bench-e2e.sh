@@ -127,9 +127,10 @@ print(json.dumps({"name": name, "rate": sink["accepted"] / (end - start), "acked
 PY
 }
 
-signet_run() {  # $1 relay port, $2 sink port, $3 selector, $4 key, $5 algorithm; RELAY_EXECUTABLE: another build
+signet_run() {  # $1 relay port, $2 sink port, $3 selector, $4 key, $5 algorithm, $6 name (default: the selector)
+    local name=${6:-$3}  # RELAY_EXECUTABLE: another build of signet
     "${RELAY_EXECUTABLE:-$signet}" run --listen "127.0.0.1:$1" --next-hop "127.0.0.1:$2" --domain example.com --selector "$3" --key "$4" \
-        --algorithm "$5" --state-dir "$dir/state-$3" --metrics-listen "" --log-level warning >"$dir/signet-$3.log" 2>&1 &
+        --algorithm "$5" --state-dir "$dir/state-$name" --metrics-listen "" --log-level warning >"$dir/signet-$name.log" 2>&1 &
     echo $!
 }
 
@@ -202,7 +203,7 @@ for s in $SCENARIOS; do
         if [ "$s" = b ]; then pid=$(signet_run "$relay_port" "$sink_port" rsa "$dir/rsa.pem" rsa-sha256); label=rsa-sha256
         elif [ "$s" = c ]; then pid=$(signet_run "$relay_port" "$sink_port" ed "$dir/ed.pem" ed25519-sha256); label=ed25519-sha256
         else
-            pid=$(RELAY_EXECUTABLE=$glibc_signet signet_run "$relay_port" "$sink_port" ed-glibc "$dir/ed.pem" ed25519-sha256)
+            pid=$(RELAY_EXECUTABLE=$glibc_signet signet_run "$relay_port" "$sink_port" ed "$dir/ed.pem" ed25519-sha256 ed-glibc)
             label="ed25519-sha256, glibc malloc"
         fi
         pids+=("$pid")
