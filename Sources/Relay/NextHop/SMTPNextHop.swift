@@ -108,12 +108,12 @@ final class SMTPConnection: Sendable {
     func exchange(_ payload: [ByteBuffer], replies: Int, timeout seconds: Int) async throws -> [SMTPReply] {
         let channel = self.channel
         let collector = self.collector
-        let future: EventLoopFuture<[SMTPReply]> = channel.eventLoop.flatSubmit {
+        // One promise for the whole group, resolved by the collector when the last reply arrives.
+        let start: @Sendable () -> EventLoopFuture<[SMTPReply]> = {
             for buffer in payload { channel.write(buffer, promise: nil) }
             if !payload.isEmpty { channel.flush() }
             let loop = channel.eventLoop
-            let futures = (0..<replies).map { _ in collector.value.expect(on: loop) }
-            let all = EventLoopFuture.whenAllSucceed(futures, on: loop)
+            let all = collector.value.expect(replies, on: loop)
             let timer = loop.scheduleTask(in: .seconds(Int64(seconds))) {
                 collector.value.fail(NextHopError("timed out after \(seconds) s"))
                 channel.close(promise: nil)
@@ -121,6 +121,8 @@ final class SMTPConnection: Sendable {
             all.whenComplete { _ in timer.cancel() }
             return all
         }
+        // Sessions run on their connection's loop, which is also this channel's: no hop to get there.
+        let future = channel.eventLoop.inEventLoop ? start() : channel.eventLoop.flatSubmit(start)
         return try await future.get()
     }
 
@@ -153,32 +155,47 @@ final class SMTPConnection: Sendable {
 final class ReplyCollector: ChannelInboundHandler {
     typealias InboundIn = SMTPReply
 
-    private var waiting = CircularBuffer<EventLoopPromise<SMTPReply>>()
+    /// A group of replies someone waits for: how many, those that came, and the promise for all of them.
+    private struct Waiter {
+        var count: Int
+        var replies: [SMTPReply]
+        let promise: EventLoopPromise<[SMTPReply]>
+    }
+
+    private var waiting = CircularBuffer<Waiter>()
     private var arrived = CircularBuffer<SMTPReply>()
     private var failure: (any Error)?
 
     /// Replies that arrived before anyone asked for them.
     var unclaimedReplies: Int { arrived.count }
 
-    func expect(on loop: any EventLoop) -> EventLoopFuture<SMTPReply> {
-        if let reply = arrived.popFirst() { return loop.makeSucceededFuture(reply) }
+    /// The next `count` replies, in order.
+    func expect(_ count: Int, on loop: any EventLoop) -> EventLoopFuture<[SMTPReply]> {
+        var replies: [SMTPReply] = []
+        replies.reserveCapacity(count)
+        while replies.count < count, waiting.isEmpty, let reply = arrived.popFirst() { replies.append(reply) }
+        if replies.count == count { return loop.makeSucceededFuture(replies) }
         if let failure { return loop.makeFailedFuture(failure) }
-        let promise = loop.makePromise(of: SMTPReply.self)
-        waiting.append(promise)
+        let promise = loop.makePromise(of: [SMTPReply].self)
+        waiting.append(Waiter(count: count, replies: replies, promise: promise))
         return promise.futureResult
     }
 
     func fail(_ error: any Error) {
         if failure == nil { failure = error }
-        while let promise = waiting.popFirst() { promise.fail(error) }
+        while let waiter = waiting.popFirst() { waiter.promise.fail(error) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let reply = unwrapInboundIn(data)
-        if let promise = waiting.popFirst() {
-            promise.succeed(reply)
-        } else {
+        guard !waiting.isEmpty else {
             arrived.append(reply)
+            return
+        }
+        waiting[waiting.startIndex].replies.append(reply)
+        if waiting[waiting.startIndex].replies.count == waiting[waiting.startIndex].count, let done = waiting.popFirst()
+        {
+            done.promise.succeed(done.replies)
         }
     }
 
@@ -261,7 +278,8 @@ final class SMTPNextHopSession: NextHopSession {
         case .xforward:
             // Postfix keeps XFORWARD attributes until the transaction ends, so they go before every MAIL.
             if let names = offered(\.xforward, "XFORWARD") {
-                commands.insert(SMTPCommand.xforward(client.attributes(offered: names, xforward: true)).encoded(), at: 0)
+                commands.insert(
+                    SMTPCommand.xforward(client.attributes(offered: names, xforward: true)).encoded(), at: 0)
                 prefix = 1
             }
         }
@@ -269,7 +287,8 @@ final class SMTPNextHopSession: NextHopSession {
             var replies: [SMTPReply]
             if capabilities.pipelining {
                 // One write, one round trip for the whole group.
-                replies = try await connection.exchange(commands, replies: commands.count, timeout: timeouts.nextHopCommand)
+                replies = try await connection.exchange(
+                    commands, replies: commands.count, timeout: timeouts.nextHopCommand)
             } else {
                 replies = []
                 for command in commands {
@@ -295,7 +314,8 @@ final class SMTPNextHopSession: NextHopSession {
         }
         if warn {
             logger.warning(
-                "forward_client_identity is \(what.lowercased()) but the next hop does not offer \(what) to Signet (Postfix: smtpd_authorized_\(what.lowercased())_hosts)")
+                "forward_client_identity is \(what.lowercased()) but the next hop does not offer \(what) to Signet (Postfix: smtpd_authorized_\(what.lowercased())_hosts)"
+            )
         }
         return list
     }
