@@ -1,8 +1,8 @@
 import ARC
 import DKIM
 import Foundation
-import MailAuth
 import Logging
+import MailAuth
 import MailMessage
 import NIOCore
 import SMTPProtocol
@@ -60,10 +60,6 @@ struct InboundSession {
     private var spfCheck: Task<SPFResult, Never>?
     /// A frame read while looking for RCPTs pipelined behind MAIL that was not one; handled next.
     private var heldFrame: SMTPServerFramer.Frame?
-    /// The next hop's replies to RCPTs sent together with MAIL, in order, for those commands when handled.
-    private var presentRecipientReplies: [(command: SMTPCommand, reply: SMTPReply)] = []
-    /// While one of those RCPTs is handled: the reply it already has.
-    private var presentReply: SMTPReply?
 
     /// Attribute names Signet accepts from a client in `xclient_networks` (those Postfix sends).
     static let xclientAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"]
@@ -116,7 +112,9 @@ struct InboundSession {
     }
 
     /// Runs the session until the client quits or goes away.
-    mutating func run(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>)
+    mutating func run(
+        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    )
         async throws
     {
         let replies = ReplyWriter(outbound: outbound)
@@ -202,7 +200,10 @@ struct InboundSession {
         return true
     }
 
-    private mutating func handle(_ command: SMTPCommand, _ replies: ReplyWriter) async throws -> Bool {
+    /// `sentWithMail`: for a RCPT that went to the next hop with MAIL, the reply it gave.
+    private mutating func handle(
+        _ command: SMTPCommand, _ replies: ReplyWriter, sentWithMail: SMTPReply? = nil
+    ) async throws -> Bool {
         switch command {
         case .ehlo(let name), .helo(let name):
             // RFC 5321 §4.1.4: a new greeting resets the transaction, here and at the next hop.
@@ -224,13 +225,11 @@ struct InboundSession {
             if case .starttls = command { framer.resumeCommands() }
             try await replies.send(reply)
         case .forwardMail(let from, let parameters):
-            try await replies.send(await forwardMail(from: from, parameters: parameters))
+            let (reply, pipelined) = await forwardMail(from: from, parameters: parameters)
+            try await replies.send(reply)
             // RCPTs that went to the next hop with MAIL are handled now, in order, with the replies it gave them.
-            while !presentRecipientReplies.isEmpty {
-                let (command, reply) = presentRecipientReplies.removeFirst()
-                presentReply = reply
-                defer { presentReply = nil }
-                guard try await handle(command, replies) else { return false }
+            for (command, reply) in pipelined {
+                guard try await handle(command, replies, sentWithMail: reply) else { return false }
             }
         case .forwardRecipient(let recipient, let parameters):
             let to: String
@@ -250,12 +249,13 @@ struct InboundSession {
             // No flush here: a pipelined group's replies go out together when its last command is handled.
             timer.enter(.waitingForUs)
             let reply: SMTPReply
-            if let sent = presentReply {
+            if let sent = sentWithMail {
                 // Sent with MAIL. (Had MAIL been refused, the session would not be here, and the next hop, with
                 // no transaction, refused it as well.)
                 reply = sent
             } else {
-                reply = await downstream.recipient(to: to, parameters: forwardedRecipientParameters(parameters, downstream))
+                reply = await downstream.recipient(
+                    to: to, parameters: forwardedRecipientParameters(parameters, downstream))
             }
             session.recipientResult(accepted: reply.isPositive)
             context.metrics.passedBack(reply, command: "rcpt", nextHopUsable: downstream.isUsable)
@@ -274,7 +274,8 @@ struct InboundSession {
             await abandonTransaction()
             try await replies.send(SMTPReply(code: 250, EnhancedStatusCode(2, 0, 0), "reset"))
         case .quit:
-            try await replies.send(SMTPReply(code: 221, EnhancedStatusCode(2, 0, 0), "\(context.configuration.hostname) closing"))
+            try await replies.send(
+                SMTPReply(code: 221, EnhancedStatusCode(2, 0, 0), "\(context.configuration.hostname) closing"))
             return false
         case .startTLS:
             try await replies.flush()
@@ -327,12 +328,15 @@ struct InboundSession {
         transactionOpen = false
     }
 
-    private mutating func forwardMail(from sender: String, parameters: [SMTPParameter]) async -> SMTPReply {
+    /// The next hop's reply to MAIL, and the RCPTs sent with it (already read from the client) with their replies.
+    private mutating func forwardMail(
+        from sender: String, parameters: [SMTPParameter]
+    ) async -> (reply: SMTPReply, pipelined: [(command: SMTPCommand, reply: SMTPReply)]) {
         timer.enter(.waitingForUs)
         // A shutdown lets transactions in flight finish but starts no new one.
         guard drain.enterTransaction() else {
             session.mailResult(accepted: false)
-            return SessionDrain.reply(context.configuration.hostname)
+            return (SessionDrain.reply(context.configuration.hostname), [])
         }
         defer { if !transactionOpen { drain.leaveTransaction() } }
         transaction = TransactionRecord(sender: sender)
@@ -344,7 +348,7 @@ struct InboundSession {
             context.metrics.tempfailed(.srsTooLong)
             transaction?.log(reply: reply, outcome: "tempfailed", logger: logger, client: peer)
             transaction = nil
-            return reply
+            return (reply, [])
         }
         if let current = downstream, !current.isUsable {
             await current.quit()
@@ -360,10 +364,10 @@ struct InboundSession {
                 context.metrics.tempfailed(.nextHopUnavailable)
                 transaction?.log(reply: reply, outcome: "tempfailed", logger: logger, client: peer)
                 transaction = nil
-                return reply
+                return (reply, [])
             }
         }
-        guard let downstream else { return NextHopReplies.unavailable("no connection") }
+        guard let downstream else { return (NextHopReplies.unavailable("no connection"), []) }
         context.nextHopCapabilities.update(downstream.capabilities)
         // Parameters the next hop does not know would fail the transaction; AUTH= is ours to judge, not its.
         let offered = downstream.capabilities
@@ -383,7 +387,6 @@ struct InboundSession {
             from: from, parameters: forwarded, client: identity,
             recipients: group.map { (to: $0.to, parameters: $0.parameters) })
         let reply = answers[0]
-        presentRecipientReplies = zip(group, answers.dropFirst()).map { (command: $0.command, reply: $1) }
         transactionOpen = reply.isPositive
         session.mailResult(accepted: reply.isPositive)
         context.metrics.passedBack(reply, command: "mail", nextHopUsable: downstream.isUsable)
@@ -396,7 +399,7 @@ struct InboundSession {
             envelopeRecipients = []
             spfCheck = authenticator.startSPF(clientAddress: identity.address, helo: identity.helo, mailFrom: sender)
         }
-        return reply
+        return (reply, zip(group, answers.dropFirst()).map { (command: $0.command, reply: $1) })
     }
 
     /// The RCPTs the client pipelined behind MAIL (already read), which this session would forward if the next
@@ -460,7 +463,6 @@ struct InboundSession {
     /// How the 552 for a header section over the limits begins (the metrics tell it from a message too large).
     static let headerLimitText = "header section over the limit"
 
-
     private mutating func append(_ data: ByteBuffer) {
         guard messageProblem == nil, assembler != nil else { return }
         if assembler!.size + data.readableBytes > context.configuration.limits.maxMessageSize {
@@ -479,7 +481,8 @@ struct InboundSession {
         } catch let error as MailMessageError {
             messageProblem = SMTPReply(code: 554, EnhancedStatusCode(5, 6, 0), "message refused: \(error.reason)")
         } catch {
-            messageProblem = SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "local problem storing the message: \(error)")
+            messageProblem = SMTPReply(
+                code: 451, EnhancedStatusCode(4, 3, 0), "local problem storing the message: \(error)")
         }
     }
 
