@@ -172,12 +172,7 @@ struct ClientFaultTests {
     /// still relay, and once they close a new connection is served.
     @Test func tenThousandConnectionsHeld() throws {
         // signet inherits this process's descriptor limit; it needs one per held connection.
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        if limit.rlim_cur < 16384 {
-            limit.rlim_cur = min(limit.rlim_max, 16384)
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
+        let limit = Tools.raiseDescriptorLimit(to: 16384)
         try #require(
             limit.rlim_cur >= 16384,
             "ulimit -n is \(limit.rlim_cur) (hard \(limit.rlim_max)); 10,000 connections need 16384")

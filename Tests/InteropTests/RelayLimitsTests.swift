@@ -308,15 +308,7 @@ struct RelayLimitsTests {
         // allows the 8 MiB plus 16 MiB for receive and send buffers in flight.
         #expect(growth < 24, "peak RSS grew by \(growth) MiB for a 50 MiB message")
 
-        let arrived = try H.sinkMessages(dumps)
-        #expect(arrived.count == 2, "\(arrived.count) messages arrived")
-        if let big = arrived.first(where: { H.token(of: $0) == "fifty-mebibytes" }) {
-            H.expectSignedCopy(big, of: message, "50 MiB")
-            // dkimpy checks both signatures; Mail::DKIM would add 7 s here for what the smaller tests show already.
-            try H.expectVerified([big], keys: setup.keys, in: setup.dir, verifiers: [.dkimpy])
-        } else {
-            Issue.record("the 50 MiB message did not arrive")
-        }
+        try Self.expectWarmupAndBigMessage(dumps, token: "fifty-mebibytes", sent: message, "50 MiB", setup)
     }
 
     // MARK: A 100 MiB message adds no more than the spool threshold to RSS (issue 9)
@@ -374,14 +366,24 @@ struct RelayLimitsTests {
             "peak RSS grew by \(growth / 1024) MiB for a \(size / mebibyte) MiB message: more than the spool threshold (\(threshold / mebibyte) MiB) + \(allowance / mebibyte) MiB"
         )
 
+        try Self.expectWarmupAndBigMessage(dumps, token: "big", sent: message, "\(size / mebibyte) MiB", setup)
+    }
+
+    /// The memory tests' sink got two messages, the warm-up and the big one, which arrived as a signed copy of
+    /// `sent` that dkimpy verifies (Mail::DKIM would add seconds per big message for what smaller tests show).
+    static func expectWarmupAndBigMessage(
+        _ dumps: URL, token: String, sent: [UInt8], _ what: String, _ setup: H.Setup,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let arrived = try H.sinkMessages(dumps)
-        #expect(arrived.count == 2, "\(arrived.count) messages arrived")
-        if let big = arrived.first(where: { H.token(of: $0) == "big" }) {
-            H.expectSignedCopy(big, of: message, "\(size / mebibyte) MiB")
-            try H.expectVerified([big], keys: setup.keys, in: setup.dir, verifiers: [.dkimpy])
-        } else {
-            Issue.record("the \(size / mebibyte) MiB message did not arrive")
+        #expect(arrived.count == 2, "\(arrived.count) messages arrived", sourceLocation: sourceLocation)
+        guard let big = arrived.first(where: { H.token(of: $0) == token }) else {
+            Issue.record("the \(what) message did not arrive", sourceLocation: sourceLocation)
+            return
         }
+        H.expectSignedCopy(big, of: sent, what, sourceLocation: sourceLocation)
+        try H.expectVerified(
+            [big], keys: setup.keys, in: setup.dir, verifiers: [.dkimpy], sourceLocation: sourceLocation)
     }
 
     /// `.build/release/signet` when it exists and was built after the last change under Sources/, else nil.
@@ -404,12 +406,7 @@ struct RelayLimitsTests {
     @Test func fiveHundredConcurrentConnections() throws {
         let connections = 500
         // Each connection costs the test one descriptor, signet two (client and next hop) and smtp-sink one.
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        if limit.rlim_cur < 4096 {
-            limit.rlim_cur = min(limit.rlim_max, 4096)
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
+        let limit = Tools.raiseDescriptorLimit(to: 4096)
         try #require(
             limit.rlim_cur >= 4096, "ulimit -n is \(limit.rlim_cur) (hard \(limit.rlim_max)); 500 connections need 4096"
         )

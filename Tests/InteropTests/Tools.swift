@@ -10,7 +10,9 @@ enum Tools {
     }
 
     /// Runs a program to completion; a test never waits more than `timeout` seconds for one.
-    static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 300) throws
+    static func run(
+        _ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 300
+    ) throws
         -> Output
     {
         let process = Process()
@@ -56,14 +58,19 @@ enum Tools {
     /// The `signet` binary under test: $SIGNET_BIN (set by `make test`), else next to the test bundle.
     static var signet: String {
         get throws {
-            if let path = ProcessInfo.processInfo.environment["SIGNET_BIN"], FileManager.default.isExecutableFile(atPath: path) {
+            if let path = ProcessInfo.processInfo.environment["SIGNET_BIN"],
+                FileManager.default.isExecutableFile(atPath: path)
+            {
                 return path
             }
             var candidates: [URL] = []
             if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
             candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
             for directory in candidates {
-                for probe in [directory, directory.deletingLastPathComponent(), directory.deletingLastPathComponent().deletingLastPathComponent()] {
+                for probe in [
+                    directory, directory.deletingLastPathComponent(),
+                    directory.deletingLastPathComponent().deletingLastPathComponent(),
+                ] {
                     let path = probe.appendingPathComponent("signet").path
                     if FileManager.default.isExecutableFile(atPath: path) { return path }
                 }
@@ -82,7 +89,9 @@ enum Tools {
             local.sin_family = sa_family_t(AF_INET)
             local.sin_addr.s_addr = inet_addr(from)
             let bound = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             guard bound == 0 else {
                 let error = errno
@@ -110,6 +119,18 @@ enum Tools {
             throw ToolError("connect to 127.0.0.1:\(port) failed: errno \(error)")
         }
         return fd
+    }
+
+    /// Raises this process's soft descriptor limit to `wanted` (at most the hard limit); a relay the test starts
+    /// inherits it. Returns the limit now in force, for the caller to require what it needs.
+    static func raiseDescriptorLimit(to wanted: rlim_t) -> rlimit {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(limit.rlim_max, wanted)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return limit
     }
 
     /// A UDP socket on 127.0.0.1 that is bound but never read: a DNS server that never answers. Returns the
