@@ -139,14 +139,14 @@ public struct ARCSealer: Sendable {
         let aar = try Self.field(aarText)
 
         // Tags in alphabetical order, as the public ARC test suite's reference signatures have them.
-        let names = signer.headerList(for: header)
+        let (names, signedFields) = signer.signedFieldSelection(for: header)
         var amsTags: [(String, String)] = [
             ("a", signer.algorithm.rawValue), ("b", ""), ("bh", Base64.encode(bodyHash.hash)),
             ("c", "relaxed/relaxed"), ("d", signer.domain), ("h", names.joined(separator: ":")),
             ("i", String(instance)), ("s", signer.selector), ("t", String(now)),
         ]
         let amsDigest = HeaderHasher.digest(
-            signedFields: HeaderHasher.select(names, from: header),
+            signedFields: signedFields,
             signatureField: ByteBuffer(string: Self.format("ARC-Message-Signature", amsTags)),
             canonicalization: .relaxed
         )

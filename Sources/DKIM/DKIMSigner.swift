@@ -18,6 +18,8 @@ public struct DKIMSigner: Sendable {
     public let keyReference: String?
     public let algorithm: DKIMAlgorithm
     public let options: DKIMSignerOptions
+    /// `options.signedHeaders` lowercased, each name once, worked out once rather than per message.
+    private let signedNames: [String]
 
     /// - Throws: `DKIMError` when the domain, selector or identity is not usable, or `algorithm`
     ///   does not match the key's type.
@@ -63,7 +65,8 @@ public struct DKIMSigner: Sendable {
         domain: String, selector: String, key: (any DigestSigningKey)?, publicKey: PublicKey, keyReference: String?,
         algorithm: DKIMAlgorithm?, options: DKIMSignerOptions
     ) throws {
-        guard let asciiDomain = DomainName.asciiLowercased(domain), asciiDomain.contains(".") || asciiDomain == "localhost"
+        guard let asciiDomain = DomainName.asciiLowercased(domain),
+            asciiDomain.contains(".") || asciiDomain == "localhost"
         else {
             throw DKIMError(.invalidDomain, "'\(domain)' is not a valid signing domain (d=)")
         }
@@ -99,6 +102,8 @@ public struct DKIMSigner: Sendable {
         self.keyReference = keyReference
         self.algorithm = resolved
         self.options = options
+        var seen = Set<String>()
+        self.signedNames = options.signedHeaders.map { $0.lowercased() }.filter { seen.insert($0).inserted }
     }
 
     /// The body hash this signer needs; signers with equal keys share one pass over the body.
@@ -108,17 +113,31 @@ public struct DKIMSigner: Sendable {
 
     /// The `h=` list for a message: every present instance of each name, plus one when oversigning.
     public func headerList(for header: MessageHeader) -> [String] {
-        if let explicit = options.explicitHeaderList { return explicit }
-        var names: [String] = []
-        var seen = Set<String>()
-        for name in options.signedHeaders {
-            let lower = name.lowercased()
-            guard seen.insert(lower).inserted else { continue }
-            let present = header.count(named: lower)
-            let count = present + (options.oversign ? 1 : 0)
-            names.append(contentsOf: repeatElement(lower, count: count))
+        signedFieldSelection(for: header).names
+    }
+
+    /// The `h=` names and, for each, the field it selects (`HeaderHasher.select`'s answer), in one pass over the
+    /// header: a name's fields are taken from the bottom up, and an oversigned name selects nothing.
+    public func signedFieldSelection(for header: MessageHeader) -> (names: [String], fields: [HeaderField?]) {
+        if let explicit = options.explicitHeaderList { return (explicit, HeaderHasher.select(explicit, from: header)) }
+        // Most messages carry a handful of the signed names: buckets stay empty (no allocation) for the rest.
+        var buckets = [[HeaderField]](repeating: [], count: signedNames.count)
+        for field in header.fields {
+            if let index = signedNames.firstIndex(where: { field.hasName($0) }) { buckets[index].append(field) }
         }
-        return names
+        let extra = options.oversign ? 1 : 0
+        var names: [String] = []
+        var fields: [HeaderField?] = []
+        names.reserveCapacity(header.fields.count + signedNames.count * extra)
+        fields.reserveCapacity(names.capacity)
+        for (index, name) in signedNames.enumerated() {
+            let present = buckets[index]
+            guard present.count + extra > 0 else { continue }
+            names.append(contentsOf: repeatElement(name, count: present.count + extra))
+            fields.append(contentsOf: present.reversed().lazy.map { Optional($0) })
+            if extra > 0 { fields.append(nil) }
+        }
+        return (names, fields)
     }
 
     /// Everything but the private-key operation: the field with an empty `b=` and the digest to sign.
@@ -135,7 +154,7 @@ public struct DKIMSigner: Sendable {
         if options.includeTimestamp { writer.append("t", String(now)) }
         if let expiration = options.expiration { writer.append("x", String(now + expiration)) }
         if options.includeBodyLength { writer.append("l", String(bodyHash.length)) }
-        let names = headerList(for: header)
+        let (names, signedFields) = signedFieldSelection(for: header)
         if options.headerListSeparator == ":" {
             writer.appendList("h", names)
         } else {
@@ -147,7 +166,7 @@ public struct DKIMSigner: Sendable {
         unsigned.appendBase64("b", "")
         let unsignedField = ByteBuffer(string: unsigned.text)
         let digest = HeaderHasher.digest(
-            signedFields: HeaderHasher.select(names, from: header),
+            signedFields: signedFields,
             signatureField: unsignedField,
             canonicalization: options.canonicalization.header
         )

@@ -52,13 +52,18 @@ public struct TagListWriter: Sendable {
         startTag(width: name.utf8.count + 2)
         output += name + "="
         column += name.utf8.count + 1
-        for character in value.utf8 {
+        // Base64 is ASCII, so a UTF-8 index is a character index: append whole line-sized slices.
+        let utf8 = value.utf8
+        var start = utf8.startIndex
+        while start != utf8.endIndex {
             if column >= lineLimit - 1 {
                 output += "\r\n\t"
                 column = 1
             }
-            output.unicodeScalars.append(Unicode.Scalar(character))
-            column += 1
+            let end = utf8.index(start, offsetBy: lineLimit - 1 - column, limitedBy: utf8.endIndex) ?? utf8.endIndex
+            output += value[start..<end]
+            column += utf8.distance(from: start, to: end)
+            start = end
         }
     }
 

@@ -34,7 +34,9 @@ struct TagListTests {
         let removed = TagList.removingValue(ofTag: "b", from: ByteBuffer(string: raw))
         #expect(String(buffer: removed) == "DKIM-Signature: v=1; bh=AAAA; b= ; d=x\r\n")
         let last = "DKIM-Signature: v=1; bh=AAAA; b=\r\n\tabcd\r\n"
-        #expect(String(buffer: TagList.removingValue(ofTag: "b", from: ByteBuffer(string: last))) == "DKIM-Signature: v=1; bh=AAAA; b=\r\n")
+        #expect(
+            String(buffer: TagList.removingValue(ofTag: "b", from: ByteBuffer(string: last)))
+                == "DKIM-Signature: v=1; bh=AAAA; b=\r\n")
         let absent = ByteBuffer(string: "X: a=1; bh=2\r\n")
         #expect(TagList.removingValue(ofTag: "b", from: absent) == absent)
     }
@@ -66,6 +68,18 @@ struct TagListWriterTests {
         #expect(Base64.decode(tags["b"]!)!.count == 258)
         let names = tags["h"]!.split(separator: ":").map { $0.trimmingCharacters() }
         #expect(names.count == 21 && names.last == "from")
+    }
+
+    @Test func base64FillsEveryLineButItsLast() {
+        for prefixLength in 1..<80 {
+            var writer = TagListWriter(fieldName: "DKIM-Signature")
+            writer.append("d", String(repeating: "d", count: prefixLength))
+            writer.appendBase64("b", String(repeating: "Q", count: 344))
+            let lines = Self.lines(writer.text)
+            let valueLines = lines.drop { !$0.contains("b=") }
+            #expect(valueLines.dropLast().allSatisfy { $0.utf8.count == 77 }, "\(lines)")
+            #expect(valueLines.map { $0.filter { $0 == "Q" }.count }.reduce(0, +) == 344)
+        }
     }
 
     @Test func emptyBase64ValueIsAPrefix() {

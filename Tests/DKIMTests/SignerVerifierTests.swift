@@ -1,6 +1,6 @@
-import Foundation
 import DKIM
 import DKIMCore
+import Foundation
 import Keys
 import MailMessage
 import NIOCore
@@ -47,7 +47,8 @@ struct SignerVerifierTests {
             try DKIMSigner(domain: "example.com", selector: "e", key: Self.ed),
         ]
         let message = try Self.signed(signers: signers)
-        let results = DKIMVerifier(keyTable: Self.table([("r", Self.rsa), ("e", Self.ed)])).verify(message, now: Self.now)
+        let results = DKIMVerifier(keyTable: Self.table([("r", Self.rsa), ("e", Self.ed)])).verify(
+            message, now: Self.now)
         #expect(results.map(\.status) == [.pass, .pass], "\(results)")
         #expect(results.map(\.algorithm) == ["rsa-sha256", "ed25519-sha256"])
         for field in message.header.fields(named: "dkim-signature") {
@@ -74,6 +75,29 @@ struct SignerVerifierTests {
         #expect(plain.headerList(for: header) == ["from", "subject"])
     }
 
+    @Test("the one-pass h= selection picks what HeaderHasher.select picks for the same names")
+    func selectionMatchesSelect() throws {
+        let header = try WholeMessage(
+            ByteBuffer(
+                string: "Received: x\r\nFROM: a@example.com\r\nSubject: one\r\nTo: b@example.com\r\n"
+                    + "subject: two\r\nto: c@example.com\r\nX-Other: y\r\n\r\nbody\r\n")
+        ).header
+        for oversign in [true, false] {
+            var options = DKIMSignerOptions()
+            options.oversign = oversign
+            options.signedHeaders = ["Subject", "from", "to", "cc", "subject"]
+            let signer = try DKIMSigner(domain: "example.com", selector: "r", key: Self.rsa, options: options)
+            let selection = signer.signedFieldSelection(for: header)
+            let reference = HeaderHasher.select(selection.names, from: header)
+            #expect(selection.fields == reference)
+            let expected = ["subject", "subject", "from", "to", "to"]
+            #expect(
+                selection.names
+                    == (oversign
+                        ? ["subject", "subject", "subject", "from", "from", "to", "to", "to", "cc"] : expected))
+        }
+    }
+
     @Test("an added From after signing breaks an oversigned signature")
     func oversigningProtects() throws {
         let signer = try DKIMSigner(domain: "example.com", selector: "r", key: Self.rsa)
@@ -81,7 +105,8 @@ struct SignerVerifierTests {
         var bytes = ByteBuffer(string: "From: mallory@example.net\r\n")
         var rest = signed.bytes()
         bytes.writeBuffer(&rest)
-        let results = DKIMVerifier(keyTable: Self.table([("r", Self.rsa)])).verify(try WholeMessage(bytes), now: Self.now)
+        let results = DKIMVerifier(keyTable: Self.table([("r", Self.rsa)])).verify(
+            try WholeMessage(bytes), now: Self.now)
         #expect(results.map(\.status) == [.fail])
     }
 
@@ -89,29 +114,38 @@ struct SignerVerifierTests {
     func timestamps() throws {
         var options = DKIMSignerOptions()
         let signer = try DKIMSigner(domain: "example.com", selector: "r", key: Self.ed, options: options)
-        let field = try #require(try WholeMessage(ByteBuffer(string: Self.message)).sign(with: [signer], now: Self.now).first)
-        let tags = try DKIMSignatureTags(parsing: String(field.dropFirst("DKIM-Signature:".count)).replacingOccurrences(of: "\r\n", with: ""))
+        let field = try #require(
+            try WholeMessage(ByteBuffer(string: Self.message)).sign(with: [signer], now: Self.now).first)
+        let tags = try DKIMSignatureTags(
+            parsing: String(field.dropFirst("DKIM-Signature:".count)).replacingOccurrences(of: "\r\n", with: ""))
         #expect(tags.timestamp == Self.now)
         #expect(tags.expiration == Self.now + 604_800)
         #expect(tags.bodyLength == nil)
         options.includeBodyLength = true
         let withLength = try DKIMSigner(domain: "example.com", selector: "r", key: Self.ed, options: options)
-        let field2 = try #require(try WholeMessage(ByteBuffer(string: Self.message)).sign(with: [withLength], now: Self.now).first)
+        let field2 = try #require(
+            try WholeMessage(ByteBuffer(string: Self.message)).sign(with: [withLength], now: Self.now).first)
         #expect(field2.contains("l=11;"))  // relaxed: "Body text\r\n"
     }
 
     @Test("configuration mistakes are refused with a reason")
     func refusals() throws {
         #expect(throws: DKIMError.self) { try DKIMSigner(domain: "not a domain", selector: "s", key: Self.rsa) }
-        #expect(throws: DKIMError.self) { try DKIMSigner(domain: "example.com", selector: "bad selector", key: Self.rsa) }
+        #expect(throws: DKIMError.self) {
+            try DKIMSigner(domain: "example.com", selector: "bad selector", key: Self.rsa)
+        }
         #expect(throws: DKIMError.self) {
             try DKIMSigner(domain: "example.com", selector: "s", key: Self.rsa, algorithm: .ed25519SHA256)
         }
         var options = DKIMSignerOptions()
         options.identity = "@evil.example"
-        #expect(throws: DKIMError.self) { try DKIMSigner(domain: "example.com", selector: "s", key: Self.rsa, options: options) }
+        #expect(throws: DKIMError.self) {
+            try DKIMSigner(domain: "example.com", selector: "s", key: Self.rsa, options: options)
+        }
         options.identity = "user@mail.example.com"
-        #expect(throws: Never.self) { try DKIMSigner(domain: "example.com", selector: "s", key: Self.rsa, options: options) }
+        #expect(throws: Never.self) {
+            try DKIMSigner(domain: "example.com", selector: "s", key: Self.rsa, options: options)
+        }
     }
 
     @Test("verifier outcomes: tampered, expired, revoked, wrong key type, missing key, rsa-sha1, too many")
@@ -123,7 +157,9 @@ struct SignerVerifierTests {
 
         var text = String(buffer: signed.bytes())
         text = text.replacingOccurrences(of: "Body  text", with: "Body  texT")
-        #expect(good.verify(try WholeMessage(ByteBuffer(string: text)), now: Self.now).first?.reason == "body hash did not verify")
+        #expect(
+            good.verify(try WholeMessage(ByteBuffer(string: text)), now: Self.now).first?.reason
+                == "body hash did not verify")
 
         let expired = good.verify(signed, now: Self.now + 604_801)
         #expect(expired.first?.status == .permerror)
@@ -132,7 +168,10 @@ struct SignerVerifierTests {
         let revoked = DKIMVerifier(keyTable: DKIMKeyTable(records: ["r._domainkey.example.com": "v=DKIM1; p="]))
         #expect(revoked.verify(signed, now: Self.now).first?.reason.contains("revoked") == true)
 
-        let wrongType = DKIMVerifier(keyTable: DKIMKeyTable(records: ["r._domainkey.example.com": "v=DKIM1; k=ed25519; p=" + Base64.encode(Self.ed.publicKey.dkimKeyData)]))
+        let wrongType = DKIMVerifier(
+            keyTable: DKIMKeyTable(records: [
+                "r._domainkey.example.com": "v=DKIM1; k=ed25519; p=" + Base64.encode(Self.ed.publicKey.dkimKeyData)
+            ]))
         #expect(wrongType.verify(signed, now: Self.now).first?.status == .permerror)
 
         let missing = DKIMVerifier(keyTable: DKIMKeyTable())
