@@ -106,24 +106,24 @@ final class SMTPConnection: Sendable {
 
     /// Writes `payload`, then waits for `replies` replies; a timeout closes the connection (its state is unknown).
     func exchange(_ payload: [ByteBuffer], replies: Int, timeout seconds: Int) async throws -> [SMTPReply] {
+        // Sessions run on their connection's loop, which is also this channel's: no hop to get there.
+        if channel.eventLoop.inEventLoop {
+            return try await Self.start(channel, collector.value, payload, replies, seconds).get()
+        }
         let channel = self.channel
         let collector = self.collector
-        // One promise for the whole group, resolved by the collector when the last reply arrives.
-        let start: @Sendable () -> EventLoopFuture<[SMTPReply]> = {
-            for buffer in payload { channel.write(buffer, promise: nil) }
-            if !payload.isEmpty { channel.flush() }
-            let loop = channel.eventLoop
-            let all = collector.value.expect(replies, on: loop)
-            let timer = loop.scheduleTask(in: .seconds(Int64(seconds))) {
-                collector.value.fail(NextHopError("timed out after \(seconds) s"))
-                channel.close(promise: nil)
-            }
-            all.whenComplete { _ in timer.cancel() }
-            return all
-        }
-        // Sessions run on their connection's loop, which is also this channel's: no hop to get there.
-        let future = channel.eventLoop.inEventLoop ? start() : channel.eventLoop.flatSubmit(start)
-        return try await future.get()
+        return try await channel.eventLoop.flatSubmit {
+            Self.start(channel, collector.value, payload, replies, seconds)
+        }.get()
+    }
+
+    /// On the channel's loop: writes and asks the collector for one promise for the whole group of replies.
+    private static func start(
+        _ channel: any Channel, _ collector: ReplyCollector, _ payload: [ByteBuffer], _ replies: Int, _ seconds: Int
+    ) -> EventLoopFuture<[SMTPReply]> {
+        for buffer in payload { channel.write(buffer, promise: nil) }
+        if !payload.isEmpty { channel.flush() }
+        return collector.expect(replies, on: channel.eventLoop, timeout: seconds)
     }
 
     /// EHLO (HELO when refused); what the next hop offers.
@@ -155,35 +155,55 @@ final class SMTPConnection: Sendable {
 final class ReplyCollector: ChannelInboundHandler {
     typealias InboundIn = SMTPReply
 
-    /// A group of replies someone waits for: how many, those that came, and the promise for all of them.
+    /// A group of replies someone waits for: how many, those that came, the promise for all of them, and when
+    /// the next hop's time for them is up.
     private struct Waiter {
         var count: Int
         var replies: [SMTPReply]
         let promise: EventLoopPromise<[SMTPReply]>
+        let deadline: NIODeadline
+        let seconds: Int
     }
 
     private var waiting = CircularBuffer<Waiter>()
     private var arrived = CircularBuffer<SMTPReply>()
     private var failure: (any Error)?
+    private var context: ChannelHandlerContext?
+    /// One scheduled task checks the oldest waiter's deadline, and re-schedules itself when that moved on; a task
+    /// per exchange (scheduled, then cancelled a moment later) cost an allocation and a timer-heap update each.
+    private var timer: Scheduled<Void>?
+    private var firesAt = NIODeadline.distantFuture
 
     /// Replies that arrived before anyone asked for them.
     var unclaimedReplies: Int { arrived.count }
 
-    /// The next `count` replies, in order.
-    func expect(_ count: Int, on loop: any EventLoop) -> EventLoopFuture<[SMTPReply]> {
+    /// The next `count` replies, in order; the connection is closed if they take longer than `seconds`.
+    func expect(_ count: Int, on loop: any EventLoop, timeout seconds: Int) -> EventLoopFuture<[SMTPReply]> {
         var replies: [SMTPReply] = []
         replies.reserveCapacity(count)
         while replies.count < count, waiting.isEmpty, let reply = arrived.popFirst() { replies.append(reply) }
         if replies.count == count { return loop.makeSucceededFuture(replies) }
         if let failure { return loop.makeFailedFuture(failure) }
         let promise = loop.makePromise(of: [SMTPReply].self)
-        waiting.append(Waiter(count: count, replies: replies, promise: promise))
+        let deadline = NIODeadline.now() + .seconds(Int64(seconds))
+        waiting.append(Waiter(count: count, replies: replies, promise: promise, deadline: deadline, seconds: seconds))
+        if waiting.count == 1 { schedule(at: deadline) }
         return promise.futureResult
     }
 
     func fail(_ error: any Error) {
         if failure == nil { failure = error }
         while let waiter = waiting.popFirst() { waiter.promise.fail(error) }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -195,6 +215,7 @@ final class ReplyCollector: ChannelInboundHandler {
         waiting[waiting.startIndex].replies.append(reply)
         if waiting[waiting.startIndex].replies.count == waiting[waiting.startIndex].count, let done = waiting.popFirst()
         {
+            if let next = waiting.first { schedule(at: next.deadline) }
             done.promise.succeed(done.replies)
         }
     }
@@ -205,8 +226,32 @@ final class ReplyCollector: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
         fail(NextHopError("the next hop closed the connection"))
         context.fireChannelInactive()
+    }
+
+    /// Makes sure the task runs by `deadline`: a task already due earlier is left to re-check when it runs.
+    private func schedule(at deadline: NIODeadline) {
+        if timer != nil && firesAt <= deadline { return }
+        timer?.cancel()
+        timer = nil
+        guard let context else { return }
+        let collector = NIOLoopBound(self, eventLoop: context.eventLoop)
+        firesAt = deadline
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { collector.value.checkDeadline() }
+    }
+
+    private func checkDeadline() {
+        timer = nil
+        guard let oldest = waiting.first else { return }
+        guard oldest.deadline <= .now() else {
+            schedule(at: oldest.deadline)
+            return
+        }
+        fail(NextHopError("timed out after \(oldest.seconds) s"))
+        context?.close(promise: nil)
     }
 }
 
