@@ -14,17 +14,32 @@ public struct EnhancedStatusCode: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `5.7.1`: class 2, 4 or 5, subject and detail of one to three digits (RFC 3463 §2).
     public init?(_ text: Substring) {
-        let parts = text.utf8.split(separator: .dot, maxSplits: 3, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 1, (1...3).contains(parts[1].count), (1...3).contains(parts[2].count),
-            parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) })
-        else { return nil }
-        let klass = Self.value(parts[0])
-        guard klass == 2 || klass == 4 || klass == 5 else { return nil }
-        self.init(klass, Self.value(parts[1]), Self.value(parts[2]))
+        self.init(ascii: text.utf8)
     }
 
-    private static func value(_ digits: Substring.UTF8View.SubSequence) -> Int {
-        digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+    /// Parses the code from its bytes, as `init?(_: Substring)` does, without allocating.
+    public init?<Bytes: Sequence<UInt8>>(ascii bytes: Bytes) {
+        var parts = (0, 0, 0)
+        var digits = 0
+        var part = 0
+        for byte in bytes {
+            if byte == .dot {
+                guard part < 2, digits > 0 else { return nil }
+                part += 1
+                digits = 0
+                continue
+            }
+            guard byte.isASCIIDigit, digits < (part == 0 ? 1 : 3) else { return nil }
+            digits += 1
+            let value = Int(byte - 0x30)
+            switch part {
+            case 0: parts.0 = value
+            case 1: parts.1 = parts.1 * 10 + value
+            default: parts.2 = parts.2 * 10 + value
+            }
+        }
+        guard part == 2, digits > 0, parts.0 == 2 || parts.0 == 4 || parts.0 == 5 else { return nil }
+        self.init(parts.0, parts.1, parts.2)
     }
 
     public var description: String { "\(klass).\(subject).\(detail)" }

@@ -56,7 +56,10 @@ public struct SMTPReplyParser: Sendable {
             guard line.count <= maximumLineLength else {
                 throw SMTPReplyError(.lineTooLong, "\(line.count) bytes")
             }
-            let isLast = try addLine(line)
+            let isLast = try buffer.withUnsafeReadableBytes { bytes throws(SMTPReplyError) in
+                try addLine(
+                    UnsafeRawBufferPointer(rebasing: bytes[(lineStart - view.startIndex)..<(end - view.startIndex)]))
+            }
             parsedBytes = lf + 1 - view.startIndex
             searchedBytes = parsedBytes
             if isLast {
@@ -72,8 +75,7 @@ public struct SMTPReplyParser: Sendable {
     }
 
     /// Adds one line (without its line ending); returns whether it ends the reply.
-    private mutating func addLine(_ line: ByteBufferView.SubSequence) throws(SMTPReplyError) -> Bool {
-        let bytes = Array(line)
+    private mutating func addLine(_ bytes: UnsafeRawBufferPointer) throws(SMTPReplyError) -> Bool {
         guard bytes.count >= 3, bytes[0] >= UInt8(ascii: "1"), bytes[0] <= UInt8(ascii: "5"), bytes[1].isASCIIDigit,
             bytes[2].isASCIIDigit, bytes.count == 3 || bytes[3] == .space || bytes[3] == UInt8(ascii: "-")
         else {
@@ -84,22 +86,32 @@ public struct SMTPReplyParser: Sendable {
             throw SMTPReplyError(.inconsistentCodes, "\(code) then \(lineCode)")
         }
         code = lineCode
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[min(4, bytes.count)...])
         // A bare CR inside a line is dropped here as `SMTPReply.write` drops it, so a reply passed on reads the same
-        // as the one received (found by SMTPReplyFuzzer's round trip).
-        var text = Substring(String(decoding: bytes.dropFirst(4).filter { $0 != .cr }, as: UTF8.self))
+        // as the one received (found by SMTPReplyFuzzer's round trip). Rare: only then is the line copied.
+        if rest.contains(.cr) {
+            Array(rest.filter { $0 != .cr }).withUnsafeBytes { addText($0, lineCode: lineCode) }
+        } else {
+            addText(rest, lineCode: lineCode)
+        }
+        return bytes.count == 3 || bytes[3] == .space
+    }
+
+    /// The text after the code and its separator.
+    private mutating func addText(_ text: UnsafeRawBufferPointer, lineCode: Int) {
+        var start = 0
         // RFC 2034 puts the enhanced code on every line. It is split off when it belongs to this reply: same class as
         // the code, and the same code as the first line had, so that writing the reply back loses nothing.
-        let word = text.prefix { $0 != " " }
-        if let parsed = EnhancedStatusCode(word), parsed.klass == lineCode / 100,
+        let wordEnd = text.firstIndex(of: .space) ?? text.count
+        if let parsed = EnhancedStatusCode(ascii: text[0..<wordEnd]), parsed.klass == lineCode / 100,
             lines.isEmpty || parsed == enhancedCode
         {
             if lines.isEmpty { enhancedCode = parsed }
             // One space separates the code from the text, as the writer puts it; more are the text's own
             // (SMTPReplyFuzzer: dropping them all changed a reply passed on).
-            text = text.dropFirst(word.count)
-            if text.first == " " { text = text.dropFirst() }
+            start = wordEnd
+            if start < text.count && text[start] == .space { start += 1 }
         }
-        lines.append(String(text))
-        return bytes.count == 3 || bytes[3] == .space
+        lines.append(String(decoding: UnsafeRawBufferPointer(rebasing: text[start...]), as: UTF8.self))
     }
 }
