@@ -4,7 +4,10 @@ import MailMessage
 import NIOCore
 
 /// Signs messages for one domain and selector with one key (RFC 6376 §5, RFC 8463).
-public struct DKIMSigner: Sendable {
+///
+/// A class, though immutable: a signer travels with every message (chosen at the header, prepared, handed to the
+/// signer pool, counted), and a struct of a dozen references was copied, retained and released at each step.
+public final class DKIMSigner: Sendable {
     public let domain: String
     public let selector: String
     /// The key that signs in this process (a `PrivateKey`, or a `PKCS11Key` whose token signs); nil when it lives
@@ -23,7 +26,7 @@ public struct DKIMSigner: Sendable {
 
     /// - Throws: `DKIMError` when the domain, selector or identity is not usable, or `algorithm`
     ///   does not match the key's type.
-    public init(
+    public convenience init(
         domain: String,
         selector: String,
         key: PrivateKey,
@@ -34,7 +37,7 @@ public struct DKIMSigner: Sendable {
     }
 
     /// A signer whose key signs in this process but may be held elsewhere, such as in a PKCS#11 token.
-    public init(
+    public convenience init(
         signingKey: any DigestSigningKey,
         domain: String,
         selector: String,
@@ -48,7 +51,7 @@ public struct DKIMSigner: Sendable {
 
     /// A signer whose private key lives elsewhere (a signer agent): it prepares signatures, and whoever holds the
     /// key named `keyReference` completes them.
-    public init(
+    public convenience init(
         domain: String,
         selector: String,
         publicKey: PublicKey,

@@ -125,7 +125,9 @@ struct MessageAssembler {
                 return SigningIdentity(domain: d, selector: s)
             }
         )
-        chosen.removeAll { existing.contains(SigningIdentity(domain: $0.domain, selector: $0.selector)) }
+        if !existing.isEmpty {
+            chosen.removeAll { existing.contains(SigningIdentity(domain: $0.domain, selector: $0.selector)) }
+        }
         guard !chosen.isEmpty else {
             markUnsigned(.alreadySigned, "already signed as every d=/s= of the rule")
             return
