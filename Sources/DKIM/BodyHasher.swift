@@ -22,7 +22,9 @@ struct SHA256Sink: CanonicalizationSink, @unchecked Sendable {
     private let buffer: ManagedBuffer<State, UInt8>
 
     init(hasher: SHA256 = SHA256()) {
-        buffer = ManagedBuffer<State, UInt8>.create(minimumCapacity: Self.bufferCapacity) { _ in State(hasher: hasher, used: 0) }
+        buffer = ManagedBuffer<State, UInt8>.create(minimumCapacity: Self.bufferCapacity) { _ in
+            State(hasher: hasher, used: 0)
+        }
     }
 
     /// Writes at least this long skip the buffer: copying them would cost more than OpenSSL's own handling of the
@@ -141,9 +143,9 @@ public struct BodyHasherSet: Sendable {
     private var hashers: [BodyHasher]
 
     public init(keys: some Sequence<BodyHasher.Key>) {
-        var seen = Set<BodyHasher.Key>()
+        // A message needs one to a few keys: a linear look costs less than building a set per message.
         self.hashers = []
-        for key in keys where seen.insert(key).inserted {
+        for key in keys where !hashers.contains(where: { $0.key == key }) {
             hashers.append(BodyHasher(key))
         }
     }

@@ -123,22 +123,37 @@ public final class DKIMSigner: Sendable {
     /// header: a name's fields are taken from the bottom up, and an oversigned name selects nothing.
     public func signedFieldSelection(for header: MessageHeader) -> (names: [String], fields: [HeaderField?]) {
         if let explicit = options.explicitHeaderList { return (explicit, HeaderHasher.select(explicit, from: header)) }
-        // Most messages carry a handful of the signed names: buckets stay empty (no allocation) for the rest.
-        var buckets = [[HeaderField]](repeating: [], count: signedNames.count)
-        for field in header.fields {
-            if let index = signedNames.firstIndex(where: { field.hasName($0) }) { buckets[index].append(field) }
-        }
+        let present = header.fields
         let extra = options.oversign ? 1 : 0
         var names: [String] = []
         var fields: [HeaderField?] = []
-        names.reserveCapacity(header.fields.count + signedNames.count * extra)
-        fields.reserveCapacity(names.capacity)
-        for (index, name) in signedNames.enumerated() {
-            let present = buckets[index]
-            guard present.count + extra > 0 else { continue }
-            names.append(contentsOf: repeatElement(name, count: present.count + extra))
-            fields.append(contentsOf: present.reversed().lazy.map { Optional($0) })
-            if extra > 0 { fields.append(nil) }
+        // Scratch space on the stack: for each header field the index of its name in `signedNames` (or -1), then
+        // how many fields each signed name has. A bucket array per name cost an allocation per name present.
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: present.count + signedNames.count) { scratch in
+            let nameOf = UnsafeMutableBufferPointer(rebasing: scratch[0..<present.count])
+            let counts = UnsafeMutableBufferPointer(rebasing: scratch[present.count...])
+            counts.initialize(repeating: 0)
+            var selected = 0
+            for (position, field) in present.enumerated() {
+                let index = signedNames.firstIndex(where: { field.hasName($0) }) ?? -1
+                nameOf.initializeElement(at: position, to: index)
+                if index >= 0 {
+                    counts[index] += 1
+                    selected += 1
+                }
+            }
+            names.reserveCapacity(selected + signedNames.count * extra)
+            fields.reserveCapacity(selected + signedNames.count * extra)
+            for (index, name) in signedNames.enumerated() where counts[index] + extra > 0 {
+                names.append(contentsOf: repeatElement(name, count: counts[index] + extra))
+                // From the bottom up, as `HeaderHasher.select` takes them (RFC 6376 §5.4.2).
+                var position = present.count - 1
+                while position >= 0 {
+                    if nameOf[position] == index { fields.append(present[position]) }
+                    position -= 1
+                }
+                if extra > 0 { fields.append(nil) }
+            }
         }
         return (names, fields)
     }

@@ -9,6 +9,8 @@ public struct TagListWriter: Sendable {
     public init(fieldName: String, lineLimit: Int = 78) {
         self.output = fieldName + ":"
         self.column = output.utf8.count
+        // A DKIM-Signature with an RSA-2048 b= is about 600 bytes: grow once, not at every doubling.
+        output.reserveCapacity(8 * lineLimit)
         self.lineLimit = lineLimit
     }
 
@@ -17,10 +19,12 @@ public struct TagListWriter: Sendable {
 
     /// Appends a tag kept whole on one line, starting a new line when it does not fit.
     public mutating func append(_ name: String, _ value: String) {
-        let piece = name + "=" + value
-        startTag(width: piece.utf8.count)
-        output += piece
-        column += piece.utf8.count
+        let width = name.utf8.count + 1 + value.utf8.count
+        startTag(width: width)
+        output += name
+        output += "="
+        output += value
+        column += width
     }
 
     /// Appends a list such as `h=`, which may break after a separator.

@@ -120,12 +120,21 @@ enum MailboxPath {
                         && $0 != UInt8(ascii: "\\")
                 }
         }
-        return text.split(separator: .dot, omittingEmptySubsequences: false).allSatisfy { label in
-            !label.isEmpty && label.count <= 63
-                && label.allSatisfy {
-                    $0.isASCIILetter || $0.isASCIIDigit || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
-                        || $0 >= 0x80
-                }
+        // Labels of 1 to 63 bytes between dots, walked in place (split allocated an array per address).
+        var labelLength = 0
+        for byte in text {
+            if byte == .dot {
+                guard labelLength > 0 else { return false }
+                labelLength = 0
+                continue
+            }
+            guard
+                byte.isASCIILetter || byte.isASCIIDigit || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                    || byte >= 0x80
+            else { return false }
+            labelLength += 1
+            guard labelLength <= 63 else { return false }
         }
+        return labelLength > 0
     }
 }

@@ -57,7 +57,8 @@ public enum SMTPCommand: Hashable, Sendable {
 
     /// The command line in a new buffer.
     public func encoded() -> ByteBuffer {
-        var buffer = ByteBuffer()
+        // Room for a typical MAIL or RCPT line at once: an empty buffer grows (and copies) two or three times.
+        var buffer = ByteBufferAllocator().buffer(capacity: 128)
         write(into: &buffer)
         return buffer
     }

@@ -52,7 +52,7 @@ public struct SMTPReply: Hashable, Sendable, CustomStringConvertible {
 
     /// The wire form in a new buffer.
     public func encoded() -> ByteBuffer {
-        var buffer = ByteBuffer()
+        var buffer = ByteBufferAllocator().buffer(capacity: 128)
         write(into: &buffer)
         return buffer
     }

@@ -34,6 +34,10 @@ struct CommandParserTests {
         ("MAIL FROM:<\"odd > local\"@example.com>", .mail(from: "\"odd > local\"@example.com", parameters: [])),
         ("MAIL FROM:<\"q\\\"uote\"@example.com>", .mail(from: "\"q\\\"uote\"@example.com", parameters: [])),
         ("MAIL FROM:<a@[IPv6:2001:db8::1]>", .mail(from: "a@[IPv6:2001:db8::1]", parameters: [])),
+        (
+            "MAIL FROM:<a@\(String(repeating: "l", count: 63)).x_y-z.example>",
+            .mail(from: "a@\(String(repeating: "l", count: 63)).x_y-z.example", parameters: [])
+        ),
         ("MAIL FROM:<first..last.@example.com>", .mail(from: "first..last.@example.com", parameters: [])),
         ("MAIL FROM:<a@b> SMTPUTF8", .mail(from: "a@b", parameters: [SMTPParameter("SMTPUTF8")])),
         (
@@ -81,7 +85,9 @@ struct CommandParserTests {
         ("MAIL FROM:<a@b> -X", "501 5.5.4"), ("MAIL FROM:<a@b> X=a=b", "501 5.5.4"),
         ("MAIL FROM:<user>", "501 5.1.7"), ("MAIL FROM:<a b@c>", "501 5.1.7"), ("MAIL FROM:<@a:>", "501 5.1.7"),
         ("MAIL FROM:<@a b:u@c>", "501 5.1.7"), ("MAIL FROM:<a@>", "501 5.1.7"), ("MAIL FROM:<a@b..c>", "501 5.1.7"),
-        ("MAIL FROM:<a@[]>", "501 5.1.7"), ("MAIL FROM:<\"open@b>", "501 5.5.4"), ("MAIL FROM:<a<b@c>", "501 5.1.7"),
+        ("MAIL FROM:<a@[]>", "501 5.1.7"), ("MAIL FROM:<a@b.>", "501 5.1.7"), ("MAIL FROM:<a@.b>", "501 5.1.7"),
+        ("MAIL FROM:<a@\(String(repeating: "l", count: 64)).example>", "501 5.1.7"),
+        ("MAIL FROM:<\"open@b>", "501 5.5.4"), ("MAIL FROM:<a<b@c>", "501 5.1.7"),
         ("MAIL FROM:<ü@example.com>", "501 5.6.7"), ("RCPT TO:<b@bücher.example>", "501 5.6.7"),
         ("RCPT TO:<>", "501 5.1.3"), ("RCPT TO:<user>", "501 5.1.3"), ("RCPT FROM:<a@b>", "501 5.5.4"),
         ("DATA now", "501 5.5.4"), ("QUIT please", "501 5.5.4"), ("STARTTLS x", "501 5.5.4"),

@@ -291,10 +291,8 @@ final class SMTPNextHopSession: NextHopSession {
     var isUsable: Bool { !broken.withLockedValue { $0 } && connection.isActive }
 
     private func command(_ command: SMTPCommand, what: String) async -> SMTPReply {
-        var buffer = ByteBuffer()
-        command.write(into: &buffer)
         do {
-            return try await connection.exchange([buffer], replies: 1, timeout: timeouts.nextHopCommand)[0]
+            return try await connection.exchange([command.encoded()], replies: 1, timeout: timeouts.nextHopCommand)[0]
         } catch {
             markBroken()
             return NextHopReplies.lost("\(what): \(error)")
@@ -310,8 +308,8 @@ final class SMTPNextHopSession: NextHopSession {
         from: String, parameters: [SMTPParameter], client: ClientIdentity,
         recipients: [(to: String, parameters: [SMTPParameter])]
     ) async -> [SMTPReply] {
-        var commands = [SMTPCommand.mail(from: from, parameters: parameters).encoded()]
-        commands += recipients.map { SMTPCommand.rcpt(to: $0.to, parameters: $0.parameters).encoded() }
+        var commands = [SMTPCommand.mail(from: from, parameters: parameters)]
+        commands += recipients.map { SMTPCommand.rcpt(to: $0.to, parameters: $0.parameters) }
         var prefix = 0
         switch forwardClientIdentity {
         case .none:
@@ -323,8 +321,7 @@ final class SMTPNextHopSession: NextHopSession {
         case .xforward:
             // Postfix keeps XFORWARD attributes until the transaction ends, so they go before every MAIL.
             if let names = offered(\.xforward, "XFORWARD") {
-                commands.insert(
-                    SMTPCommand.xforward(client.attributes(offered: names, xforward: true)).encoded(), at: 0)
+                commands.insert(SMTPCommand.xforward(client.attributes(offered: names, xforward: true)), at: 0)
                 prefix = 1
             }
         }
@@ -332,12 +329,15 @@ final class SMTPNextHopSession: NextHopSession {
             var replies: [SMTPReply]
             if capabilities.pipelining {
                 // One write, one round trip for the whole group.
+                var group = ByteBufferAllocator().buffer(capacity: 128 * commands.count)
+                for command in commands { command.write(into: &group) }
                 replies = try await connection.exchange(
-                    commands, replies: commands.count, timeout: timeouts.nextHopCommand)
+                    [group], replies: commands.count, timeout: timeouts.nextHopCommand)
             } else {
                 replies = []
                 for command in commands {
-                    replies += try await connection.exchange([command], replies: 1, timeout: timeouts.nextHopCommand)
+                    replies += try await connection.exchange(
+                        [command.encoded()], replies: 1, timeout: timeouts.nextHopCommand)
                 }
             }
             if prefix == 1 && !replies[0].isPositive {
@@ -402,21 +402,21 @@ final class SMTPNextHopSession: NextHopSession {
     }
 
     func message(prepending fields: [String], content: MessageContent) async -> SMTPReply {
-        var head = ByteBuffer()
-        for field in fields { head.writeString(field) }
+        let fieldBytes = fields.reduce(0) { $0 + $1.utf8.count }
+        var head = ByteBufferAllocator().buffer(capacity: fieldBytes + 32)
         do {
             if capabilities.chunking {
-                // BDAT needs no dot-stuffing and no scan for a terminator: the bytes go out as they are.
-                var command = ByteBuffer()
-                SMTPCommand.bdat(size: head.readableBytes + content.count, last: true).write(into: &command)
-                try await connection.write(command, flush: false)
+                // BDAT needs no dot-stuffing and no scan for a terminator: the bytes go out as they are, the
+                // command and the new fields in one buffer.
+                SMTPCommand.bdat(size: fieldBytes + content.count, last: true).write(into: &head)
+                for field in fields { head.writeString(field) }
                 try await connection.write(head, flush: false)
                 try await content.forEachPiece { piece in try await self.connection.write(piece, flush: true) }
             } else {
-                var data = ByteBuffer()
-                SMTPCommand.data.write(into: &data)
-                let go = try await connection.exchange([data], replies: 1, timeout: timeouts.nextHopCommand)[0]
+                let go = try await connection.exchange(
+                    [SMTPCommand.data.encoded()], replies: 1, timeout: timeouts.nextHopCommand)[0]
                 guard go.code == 354 else { return go }
+                for field in fields { head.writeString(field) }
                 var stuffer = DotStuffer()
                 var out: [ByteBuffer] = []
                 stuffer.stuff(head, into: &out)

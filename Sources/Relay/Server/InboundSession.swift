@@ -665,6 +665,8 @@ struct ReplyWriter {
     }
 
     func send(_ reply: SMTPReply) async throws {
+        // A group of replies (MAIL, RCPT, DATA) fits at once; growing from empty copied the buffer two or three times.
+        if buffer.pending.capacity == 0 { buffer.pending.reserveCapacity(256) }
         reply.write(into: &buffer.pending)
     }
 
