@@ -70,6 +70,10 @@ bench: deps ## micro benchmarks next to openssl speed, then the end-to-end compa
 bench-e2e: deps ## only the end-to-end comparison (N, C, SIZE, SCENARIOS="a b c d e" override)
 	scripts/bench-e2e.sh
 
+.PHONY: relay-cost
+relay-cost: deps ## CPU per message of the relay, the sink and the generator in one run (ALG, N; MALLOCS=1 counts mallocs)
+	scripts/relay-cost.sh
+
 .PHONY: bench-metrics
 bench-metrics: release ## relay throughput with metrics exported versus no-op handlers (the instrumentation's cost)
 	scripts/bench-metrics.sh
