@@ -91,6 +91,62 @@ struct RelayLimitsTests {
         #expect(relay.process.isRunning, "signet exited: \(relay.output)")
     }
 
+    /// A client slower than the next hop's idle timeout: Postfix with `smtpd_timeout = 3s` waits for the relay,
+    /// which holds the connection open (MAIL and RCPT sent) while the client sends its message over about
+    /// seven seconds. With `timeouts.next_hop_keepalive` at 1 s the relay's NOOPs keep Postfix waiting and the
+    /// message is delivered, signed; with it off, Postfix hangs up mid-message and the client gets 451 4.4.2,
+    /// nothing delivered. Postfix's log says which commands it got from the relay.
+    @Test(arguments: [1, 0])
+    func slowClientKeepsTheNextHopAwake(keepalive: Int) throws {
+        let setup = try H.Setup("e2e-keepalive-\(keepalive)")
+        defer { setup.remove() }
+        let postfix = try PostfixInstance(try setup.subdirectory("postfix"), extraMain: "smtpd_timeout = 3s")
+        defer { postfix.stop() }
+        try postfix.start()
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: postfix.port, keys: setup.keys,
+            environment: [
+                "SIGNET_TIMEOUTS_NEXT_HOP_KEEPALIVE": "\(keepalive)", "SIGNET_TIMEOUTS_MIN_DATA_RATE": "0",
+            ])
+        defer { relay.stop() }
+
+        let message = Mail.message(token: "slow-\(keepalive)", body: Mail.body(bytes: 7000, seed: 7))
+        let client = try H.greetedClient(port)
+        let replies = try client.pipeline(
+            Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
+        #expect(replies.map(\.code) == [250, 250, 354], "\(replies)")
+        let content = Mail.dotStuffed(message)
+        let pieces = 14
+        let size = (content.count + pieces - 1) / pieces
+        for start in stride(from: 0, to: content.count, by: size) {
+            try client.send(Array(content[start..<min(start + size, content.count)]))
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        let final = try client.pipeline(Array(".\r\n".utf8), replies: 1)[0]
+        _ = try? client.command("QUIT")
+
+        if keepalive > 0 {
+            #expect(final.code == 250, "\(final)\n\(postfix.log)")
+            // Postfix counts a session's commands in its disconnect line, written when the relay quits.
+            let counted = H.wait(seconds: 30) { postfix.log.contains("noop=") }
+            #expect(counted, "Postfix logged no NOOP from the relay:\n\(postfix.log)")
+            let delivered = H.wait(seconds: 30) { ((try? postfix.delivered()) ?? []).count == 1 }
+            #expect(delivered, "Postfix did not deliver the message:\n\(postfix.log)")
+            if let file = try postfix.delivered().first {
+                let arrived = H.maildirContent(try Data(contentsOf: file))
+                H.expectSignedCopy(arrived, of: message, "slow upload via Postfix")
+                try H.expectVerified([arrived], keys: setup.keys, in: setup.dir)
+            }
+        } else {
+            // The control: without the NOOPs the same upload outlives Postfix's patience.
+            #expect(final.code == 451 && final.text.contains("4.4.2"), "\(final)")
+            #expect(H.wait(seconds: 30) { postfix.log.contains("timeout after") }, "\(postfix.log)")
+            Thread.sleep(forTimeInterval: 1)
+            #expect(try postfix.delivered().isEmpty)
+        }
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
     /// RCPTs the client pipelines behind MAIL go to the next hop with MAIL in one write. What each side sees must
     /// be what it would see one command at a time: a recipient the next hop refuses is refused to the client and
     /// never delivered, one over Signet's own limit never reaches the next hop, and after a refused MAIL nothing

@@ -16,7 +16,9 @@ public enum ConfigurationLoader {
     public static let environmentPrefix = "SIGNET_"
 
     /// Loads `yaml` (nil or empty: all defaults) with `environment` applied on top.
-    public static func load(yaml: String?, environment: [String: String] = [:]) throws(ConfigurationError)
+    public static func load(
+        yaml: String?, environment: [String: String] = [:]
+    ) throws(ConfigurationError)
         -> RelayConfiguration
     {
         var root: Node
@@ -74,7 +76,8 @@ public enum ConfigurationLoader {
         problems += validateAuthentication(configuration)
         if let auth = configuration.auth, configuration.tls == nil, !auth.allowPlaintext {
             problems.append(
-                "auth: AUTH is offered only after STARTTLS; configure tls, or set auth.allow_plaintext for loopback use")
+                "auth: AUTH is offered only after STARTTLS; configure tls, or set auth.allow_plaintext for loopback use"
+            )
         }
         if configuration.nextHopTLS.mode == .none && configuration.nextHopTLS.verify == true {
             problems.append("next_hop_tls.verify: nothing to verify with mode none")
@@ -147,19 +150,27 @@ public enum ConfigurationLoader {
         guard srs.mode != .off else { return [] }
         var problems: [String] = []
         if let domain = srs.domain {
-            if SigningTable.normalizedDomain(domain) == nil { problems.append("srs.domain: '\(domain)' is not a domain") }
+            if SigningTable.normalizedDomain(domain) == nil {
+                problems.append("srs.domain: '\(domain)' is not a domain")
+            }
         } else {
             problems.append("srs.domain: needed when srs.mode is \(srs.mode.rawValue)")
         }
         switch (srs.secrets.isEmpty, srs.secretsFile) {
-        case (true, nil): problems.append("srs: secrets or secrets_file is needed when srs.mode is \(srs.mode.rawValue)")
+        case (true, nil):
+            problems.append("srs: secrets or secrets_file is needed when srs.mode is \(srs.mode.rawValue)")
         case (false, .some): problems.append("srs: give secrets or secrets_file, not both")
         default: break
         }
         if srs.secrets.contains(where: \.isEmpty) { problems.append("srs.secrets: an empty secret is not allowed") }
-        if srs.maxAge <= 0 || srs.maxAge > 1000 { problems.append("srs.max_age: days from 1 to 1000, not \(srs.maxAge)") }
-        if !["=", "+", "-"].contains(srs.separator) { problems.append("srs.separator: '\(srs.separator)' is not =, + or -") }
-        for domain in srs.localDomains where SigningTable.normalizedDomain(domain.hasPrefix(".") ? String(domain.dropFirst()) : domain) == nil {
+        if srs.maxAge <= 0 || srs.maxAge > 1000 {
+            problems.append("srs.max_age: days from 1 to 1000, not \(srs.maxAge)")
+        }
+        if !["=", "+", "-"].contains(srs.separator) {
+            problems.append("srs.separator: '\(srs.separator)' is not =, + or -")
+        }
+        for domain in srs.localDomains
+        where SigningTable.normalizedDomain(domain.hasPrefix(".") ? String(domain.dropFirst()) : domain) == nil {
             problems.append("srs.local_domains: '\(domain)' is not a domain or .domain")
         }
         return problems
@@ -187,7 +198,8 @@ public enum ConfigurationLoader {
         ]),
         "timeouts": .map([
             "command": .scalar, "data_block": .scalar, "next_hop_connect": .scalar, "next_hop_command": .scalar,
-            "next_hop_data_end": .scalar, "shutdown_grace": .scalar, "min_data_rate": .scalar,
+            "next_hop_data_end": .scalar, "next_hop_keepalive": .scalar, "shutdown_grace": .scalar,
+            "min_data_rate": .scalar,
         ]),
         "signing": .map([
             "keys": .dictionary(.map(keyEntrySchema)),
@@ -326,6 +338,9 @@ public enum ConfigurationLoader {
                 int(timeouts["next_hop_connect"], "timeouts.next_hop_connect", &configuration.timeouts.nextHopConnect)
                 int(timeouts["next_hop_command"], "timeouts.next_hop_command", &configuration.timeouts.nextHopCommand)
                 int(timeouts["next_hop_data_end"], "timeouts.next_hop_data_end", &configuration.timeouts.nextHopDataEnd)
+                int(
+                    timeouts["next_hop_keepalive"], "timeouts.next_hop_keepalive",
+                    &configuration.timeouts.nextHopKeepalive)
                 int(timeouts["shutdown_grace"], "timeouts.shutdown_grace", &configuration.timeouts.shutdownGrace)
                 int(timeouts["min_data_rate"], "timeouts.min_data_rate", &configuration.timeouts.minDataRate)
             }
@@ -358,7 +373,9 @@ public enum ConfigurationLoader {
 
         /// An empty value ("" or ~, as an environment variable may give) counts as absent.
         mutating func optionalString(_ node: Node?, _ path: String) -> String? {
-            guard let node, let text = string(node, path), !text.isEmpty, text != "~", text != "null" else { return nil }
+            guard let node, let text = string(node, path), !text.isEmpty, text != "~", text != "null" else {
+                return nil
+            }
             return text
         }
 
@@ -424,7 +441,9 @@ public enum ConfigurationLoader {
             if let value = node["canonicalization"].flatMap({ canonicalization($0, "signing.canonicalization") }) {
                 signing.canonicalization = value
             }
-            if let headers = node["headers"] { signing.headers = strings(headers, "signing.headers").map { $0.lowercased() } }
+            if let headers = node["headers"] {
+                signing.headers = strings(headers, "signing.headers").map { $0.lowercased() }
+            }
             bool(node["oversign"], "signing.oversign", &signing.oversign)
             bool(node["timestamp"], "signing.timestamp", &signing.timestamp)
             int(node["expiration"], "signing.expiration", &signing.expiration)
@@ -450,7 +469,9 @@ public enum ConfigurationLoader {
                         var backend: RelayConfiguration.SigningBackend?
                         if let text = entry["backend"].flatMap({ string($0, path + ".backend") }) {
                             backend = RelayConfiguration.SigningBackend(rawValue: text.lowercased())
-                            if backend == nil { problems.append("\(path).backend: '\(text)' is not in-process, agent or pkcs11") }
+                            if backend == nil {
+                                problems.append("\(path).backend: '\(text)' is not in-process, agent or pkcs11")
+                            }
                         }
                         let effective = backend ?? signing.backend
                         guard let domain = entry["domain"].flatMap({ string($0, path + ".domain") }),
@@ -462,18 +483,26 @@ public enum ConfigurationLoader {
                         let keyFile = optionalString(entry["key_file"], path + ".key_file")
                         var key: RelayConfiguration.KeyEntry
                         if effective == .pkcs11 {
-                            if keyFile != nil { problems.append("\(path).key_file: a pkcs11 key has no key file (see \(path).pkcs11)") }
-                            guard let section = entry["pkcs11"], case .map(let schema)? = ConfigurationLoader.keyEntrySchema["pkcs11"],
+                            if keyFile != nil {
+                                problems.append("\(path).key_file: a pkcs11 key has no key file (see \(path).pkcs11)")
+                            }
+                            guard let section = entry["pkcs11"],
+                                case .map(let schema)? = ConfigurationLoader.keyEntrySchema["pkcs11"],
                                 let location = pkcs11(keys(section, path + ".pkcs11", schema), path + ".pkcs11")
                             else {
-                                if entry["pkcs11"] == nil { problems.append("\(path).pkcs11: needed with backend pkcs11 (module, token, key, PIN)") }
+                                if entry["pkcs11"] == nil {
+                                    problems.append(
+                                        "\(path).pkcs11: needed with backend pkcs11 (module, token, key, PIN)")
+                                }
                                 continue
                             }
                             key = RelayConfiguration.KeyEntry(domain: domain, selector: selector, pkcs11: location)
                             key.backend = backend
                         } else {
                             if entry["pkcs11"] != nil {
-                                problems.append("\(path).pkcs11: used only with backend pkcs11, and this key's backend is \(effective.rawValue)")
+                                problems.append(
+                                    "\(path).pkcs11: used only with backend pkcs11, and this key's backend is \(effective.rawValue)"
+                                )
                             }
                             guard let keyFile else {
                                 problems.append("\(path).key_file: needed with backend \(effective.rawValue)")
@@ -491,7 +520,9 @@ public enum ConfigurationLoader {
                         }
                         if let text = entry["expires"].flatMap({ string($0, path + ".expires") }) {
                             key.expires = KeyExpiry.unixTime(text)
-                            if key.expires == nil { problems.append("\(path).expires: '\(text)' is not YYYY-MM-DD or Unix time") }
+                            if key.expires == nil {
+                                problems.append("\(path).expires: '\(text)' is not YYYY-MM-DD or Unix time")
+                            }
                         }
                         signing.keys[name] = key
                     }
@@ -503,13 +534,19 @@ public enum ConfigurationLoader {
                 if let sequence = tableNode.sequence {
                     for (index, entryNode) in sequence.enumerated() {
                         let path = "signing.table[\(index)]"
-                        let entry = keys(entryNode, path, ["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])
-                        guard let from = entry["from"].flatMap({ string($0, path + ".from") }), let keys = entry["keys"] else {
+                        let entry = keys(
+                            entryNode, path,
+                            ["from": .scalar, "keys": .list, "canonicalization": .scalar, "headers": .list])
+                        guard let from = entry["from"].flatMap({ string($0, path + ".from") }), let keys = entry["keys"]
+                        else {
                             problems.append("\(path): from and keys are both needed")
                             continue
                         }
-                        var rule = RelayConfiguration.TableEntry(from: from.lowercased(), keys: strings(keys, path + ".keys"))
-                        rule.canonicalization = entry["canonicalization"].flatMap { canonicalization($0, path + ".canonicalization") }
+                        var rule = RelayConfiguration.TableEntry(
+                            from: from.lowercased(), keys: strings(keys, path + ".keys"))
+                        rule.canonicalization = entry["canonicalization"].flatMap {
+                            canonicalization($0, path + ".canonicalization")
+                        }
                         rule.headers = entry["headers"].map { strings($0, path + ".headers").map { $0.lowercased() } }
                         signing.table.append(rule)
                     }
@@ -526,10 +563,16 @@ public enum ConfigurationLoader {
             let module = optionalString(node["module"], path + ".module")
             if module == nil { problems.append("\(path).module: the PKCS#11 module's path is needed") }
             var token: PKCS11KeyLocation.Token?
-            switch (optionalString(node["token_label"], path + ".token_label"), optionalString(node["slot"], path + ".slot")) {
+            switch (
+                optionalString(node["token_label"], path + ".token_label"), optionalString(node["slot"], path + ".slot")
+            ) {
             case (let label?, nil): token = .label(label)
             case (nil, let slot?):
-                if let number = UInt(slot) { token = .slot(number) } else { problems.append("\(path).slot: '\(slot)' is not a slot number") }
+                if let number = UInt(slot) {
+                    token = .slot(number)
+                } else {
+                    problems.append("\(path).slot: '\(slot)' is not a slot number")
+                }
             case (nil, nil): problems.append("\(path): token_label or slot is needed")
             case (.some, .some): problems.append("\(path): give token_label or slot, not both")
             }
@@ -541,16 +584,22 @@ public enum ConfigurationLoader {
             }
             if label == nil && node["key_id"] == nil { problems.append("\(path): key_label or key_id is needed") }
             var pin: PKCS11KeyLocation.PINSource?
-            switch (optionalString(node["pin_file"], path + ".pin_file"), optionalString(node["pin_env"], path + ".pin_env")) {
+            switch (
+                optionalString(node["pin_file"], path + ".pin_file"), optionalString(node["pin_env"], path + ".pin_env")
+            ) {
             case (let file?, nil): pin = .file(file)
             case (nil, let name?):
                 // SIGNET_* variables are configuration overrides; the loader would refuse this one as unknown.
                 if name.hasPrefix(ConfigurationLoader.environmentPrefix) {
-                    problems.append("\(path).pin_env: \(name) starts with \(ConfigurationLoader.environmentPrefix), which is for configuration keys; use another name")
+                    problems.append(
+                        "\(path).pin_env: \(name) starts with \(ConfigurationLoader.environmentPrefix), which is for configuration keys; use another name"
+                    )
                 } else {
                     pin = .environment(name)
                 }
-            case (nil, nil): problems.append("\(path): pin_file or pin_env is needed (the PIN itself is never written in the configuration)")
+            case (nil, nil):
+                problems.append(
+                    "\(path): pin_file or pin_env is needed (the PIN itself is never written in the configuration)")
             case (.some, .some): problems.append("\(path): give pin_file or pin_env, not both")
             }
             guard problems.count == before, let module, let token, let pin else { return nil }
@@ -596,7 +645,8 @@ public enum ConfigurationLoader {
                 if let text = optionalString(entry["listener"], path + ".listener") {
                     rule.listener = hostPort(text, path + ".listener")
                 }
-                rule.recipientDomain = optionalString(entry["recipient_domain"], path + ".recipient_domain")?.lowercased()
+                rule.recipientDomain = optionalString(entry["recipient_domain"], path + ".recipient_domain")?
+                    .lowercased()
                 rule.senderDomain = optionalString(entry["sender_domain"], path + ".sender_domain")?.lowercased()
                 rule.listID = optionalString(entry["list_id"], path + ".list_id")
                 rule.authservID = optionalString(entry["authserv_id"], path + ".authserv_id")
@@ -616,13 +666,17 @@ public enum ConfigurationLoader {
                     problems.append("srs.mode: '\(text)' is not off, forward, reverse or both")
                 }
             }
-            if let text = node["domain"].flatMap({ string($0, "srs.domain") }), !text.isEmpty { srs.domain = text.lowercased() }
+            if let text = node["domain"].flatMap({ string($0, "srs.domain") }), !text.isEmpty {
+                srs.domain = text.lowercased()
+            }
             // Secrets are kept exactly as written: the HMAC key is their bytes.
             if let list = node["secrets"] { srs.secrets = strings(list, "srs.secrets") }
             if let text = node["secrets_file"].flatMap({ string($0, "srs.secrets_file") }), !text.isEmpty {
                 srs.secretsFile = text
             }
-            if let list = node["local_domains"] { srs.localDomains = strings(list, "srs.local_domains").map { $0.lowercased() } }
+            if let list = node["local_domains"] {
+                srs.localDomains = strings(list, "srs.local_domains").map { $0.lowercased() }
+            }
             if let text = node["hash_encoding"].flatMap({ string($0, "srs.hash_encoding") }) {
                 if let encoding = SRSHashEncoding(rawValue: text.lowercased()) {
                     srs.hashEncoding = encoding
@@ -645,7 +699,9 @@ public enum ConfigurationLoader {
         /// The mapping's values by key; unknown keys are reported.
         mutating func keys(_ node: Node, _ path: String, _ schema: [String: Schema]) -> [String: Node] {
             guard let mapping = node.mapping else {
-                if !(node.scalar?.string.isEmpty ?? false) { problems.append("\(path.isEmpty ? "configuration" : path): expected a mapping") }
+                if !(node.scalar?.string.isEmpty ?? false) {
+                    problems.append("\(path.isEmpty ? "configuration" : path): expected a mapping")
+                }
                 return [:]
             }
             var result: [String: Node] = [:]

@@ -55,7 +55,8 @@ extension RelayConfiguration {
             "timeouts": [
                 "command": timeouts.command, "data_block": timeouts.dataBlock,
                 "next_hop_connect": timeouts.nextHopConnect, "next_hop_command": timeouts.nextHopCommand,
-                "next_hop_data_end": timeouts.nextHopDataEnd, "shutdown_grace": timeouts.shutdownGrace,
+                "next_hop_data_end": timeouts.nextHopDataEnd, "next_hop_keepalive": timeouts.nextHopKeepalive,
+                "shutdown_grace": timeouts.shutdownGrace,
                 "min_data_rate": timeouts.minDataRate,
             ],
             "signing": [

@@ -219,6 +219,10 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var nextHopCommand = 300
         /// Waiting for the next hop to answer the end of data.
         public var nextHopDataEnd = 600
+        /// While a message comes in from the client, the next-hop connection (opened at MAIL) has nothing to do; a
+        /// NOOP goes to it when it has been quiet this long, so its idle timeout (Postfix's `smtpd_timeout`) never
+        /// ends it mid-message. 0: never.
+        public var nextHopKeepalive = 30
         /// How long SIGTERM waits for transactions in flight.
         public var shutdownGrace = 30
         public init() {}
@@ -310,7 +314,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var keys: [String]
         public var canonicalization: CanonicalizationPair?
         public var headers: [String]?
-        public init(from: String, keys: [String], canonicalization: CanonicalizationPair? = nil, headers: [String]? = nil) {
+        public init(
+            from: String, keys: [String], canonicalization: CanonicalizationPair? = nil, headers: [String]? = nil
+        ) {
             self.from = from
             self.keys = keys
             self.canonicalization = canonicalization

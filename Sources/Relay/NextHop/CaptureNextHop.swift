@@ -43,7 +43,9 @@ final class CaptureSession: NextHopSession {
         recipients: [(to: String, parameters: [SMTPParameter])]
     ) async -> [SMTPReply] {
         var replies = [SMTPReply(code: 250, EnhancedStatusCode(2, 1, 0), "sender ok (capture)")]
-        for recipient in recipients { replies.append(await self.recipient(to: recipient.to, parameters: recipient.parameters)) }
+        for recipient in recipients {
+            replies.append(await self.recipient(to: recipient.to, parameters: recipient.parameters))
+        }
         return replies
     }
 
@@ -53,6 +55,10 @@ final class CaptureSession: NextHopSession {
 
     func reset() async -> SMTPReply {
         SMTPReply(code: 250, EnhancedStatusCode(2, 0, 0), "reset")
+    }
+
+    func noop() async -> SMTPReply {
+        SMTPReply(code: 250, EnhancedStatusCode(2, 0, 0), "ok (capture)")
     }
 
     func message(prepending fields: [String], content: MessageContent) async -> SMTPReply {

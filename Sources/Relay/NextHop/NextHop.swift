@@ -17,6 +17,8 @@ protocol NextHopSession: AnyObject, Sendable {
     /// Sends one whole message (signature fields first) and returns the next hop's reply to its end.
     func message(prepending fields: [String], content: MessageContent) async -> SMTPReply
     func reset() async -> SMTPReply
+    /// NOOP: keeps a connection that waits for the client's message from reaching the next hop's idle timeout.
+    func noop() async -> SMTPReply
     /// Whether the session can take another transaction.
     var isUsable: Bool { get }
     func quit() async
@@ -49,6 +51,7 @@ enum NextHopReplies {
         SMTPReply(code: 451, EnhancedStatusCode(4, 4, 2), "connection to the next hop lost, try again later (\(why))")
     }
     static func timedOut(_ what: String) -> SMTPReply {
-        SMTPReply(code: 451, EnhancedStatusCode(4, 4, 2), "the next hop did not answer \(what) in time, try again later")
+        SMTPReply(
+            code: 451, EnhancedStatusCode(4, 4, 2), "the next hop did not answer \(what) in time, try again later")
     }
 }

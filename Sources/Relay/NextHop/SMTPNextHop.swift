@@ -401,6 +401,10 @@ final class SMTPNextHopSession: NextHopSession {
         await command(.rset, what: "RSET")
     }
 
+    func noop() async -> SMTPReply {
+        await command(.noop, what: "NOOP")
+    }
+
     func message(prepending fields: [String], content: MessageContent) async -> SMTPReply {
         let fieldBytes = fields.reduce(0) { $0 + $1.utf8.count }
         var head = ByteBufferAllocator().buffer(capacity: fieldBytes + 32)

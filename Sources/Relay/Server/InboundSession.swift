@@ -43,6 +43,8 @@ struct InboundSession {
     private var assembler: MessageAssembler?
     private var messageProblem: SMTPReply?
     private var chunkRefusal: SMTPReply?
+    /// When the next hop last heard from this session during the message's content (`timeouts.next_hop_keepalive`).
+    private var nextHopQuietSince = NIODeadline.now()
     private var transactionOpen = false {
         didSet { if !transactionOpen { drain.leaveTransaction() } }
     }
@@ -182,6 +184,7 @@ struct InboundSession {
             return try await continueAuthentication(line, replies)
         case .messageData(let data), .chunkData(let data):
             append(data)
+            await keepNextHopAwake()
         case .messageEnd:
             try await replies.send(await finishMessage())
         case .chunkEnd(let last):
@@ -437,6 +440,7 @@ struct InboundSession {
 
     private mutating func startMessage() {
         messageProblem = nil
+        nextHopQuietSince = .now()
         let limits = context.configuration.limits
         var begin: (@Sendable (MessageHeader) -> MessageAuthentication)?
         if let authenticator = context.authenticator {
@@ -458,6 +462,21 @@ struct InboundSession {
             limits: MailMessageLimits(maxHeaderBytes: limits.maxHeaderSize, maxHeaderFields: limits.maxHeaderFields),
             beginAuthentication: begin
         )
+    }
+
+    /// A NOOP to the next hop when it has heard nothing for `timeouts.next_hop_keepalive` while the client sends
+    /// the content. Checked as content arrives, so a silence between reads is bounded by the client's own timeout
+    /// (`data_block` inside DATA, 180 s; `command` between BDAT chunks): a slow client is covered, a stalled one is
+    /// cut off by its timeout anyway.
+    private mutating func keepNextHopAwake() async {
+        let interval = context.configuration.timeouts.nextHopKeepalive
+        guard interval > 0, transactionOpen, let downstream, downstream.isUsable,
+            NIODeadline.now() - nextHopQuietSince >= .seconds(Int64(interval))
+        else { return }
+        let reply = await downstream.noop()
+        nextHopQuietSince = .now()
+        // A refusal or a lost connection shows at the end of data, as 451 (the next hop's state is unknown).
+        if !reply.isPositive { logger.warning("the next hop refused NOOP", metadata: ["reply": "\(reply)"]) }
     }
 
     /// How the 552 for a header section over the limits begins (the metrics tell it from a message too large).
