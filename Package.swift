@@ -67,7 +67,9 @@ let package = Package(
         // ARC chain validation and sealing (RFC 8617) on top of DKIM's hashing and MailAuth's DNS.
         .target(
             name: "ARC",
-            dependencies: ["DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .target(
             name: "DKIM",
@@ -131,7 +133,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "signet",
-            // SIGNET_ALLOCATOR=system builds signet with glibc malloc, only for the benchmark's comparison.
+            // SIGNET_ALLOCATOR=system builds signet with glibc malloc: the benchmark's comparison, and the sanitizer
+            // builds (scripts/test-sanitize.sh), whose runtimes replace malloc themselves.
             dependencies: (Context.environment["SIGNET_ALLOCATOR"] == "system" ? [] : ["CJemalloc"]) + [
                 "SignetCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -201,7 +204,8 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", "SRS", .product(name: "NIOCore", package: "swift-nio"),
+                "DKIM", "DKIMCore", "Keys", "MailAuth", "MailMessage", "SRS",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ]

@@ -13,6 +13,9 @@
 # clang (-Xclang-linker). vptr is off: it needs the C++ UBSan runtime and BoringSSL is built without RTTI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The sanitizers bring their own malloc; a signet linked with jemalloc as well frees through one what the other
+# allocated ("attempting free on address which was not malloc()-ed" at start-up under ASan).
+export SIGNET_ALLOCATOR=system
 sanitizers=${SANITIZERS:-"address undefined thread"}
 filter=${FILTER:-"MailMessageTests|DKIMCoreTests|DKIMTests|KeysTests|SRSTests|SMTPProtocolTests|MailAuthTests|ARCTests|RelayTests|ObservabilityTests|SignetCLITests"}
 failed=()

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
 
 /// Which malloc this process actually uses, for the startup log: the library that provides the `malloc` symbol
 /// the dynamic linker bound (`signet` links jemalloc; LD_PRELOAD of libc.so.6 brings glibc's back, which is how
@@ -13,8 +14,9 @@ enum ProcessAllocator {
             // dladdr needs _GNU_SOURCE, which the Glibc module does not set; the mapping that holds the address says
             // the same.
             guard let library = mappedFile(containing: UInt(bitPattern: malloc)) else { return "unknown" }
-            guard library.contains("jemalloc") else { return "glibc malloc (\(library))" }
-            return "jemalloc \(jemallocVersion() ?? "?") (\(library))"
+            if library.contains("jemalloc") { return "jemalloc \(jemallocVersion() ?? "?") (\(library))" }
+            // Under a sanitizer, malloc is the sanitizer runtime's (in the executable or its own library).
+            return library.contains("/libc.so") ? "glibc malloc (\(library))" : "malloc from \(library)"
         #else
             return "system malloc"
         #endif
@@ -41,10 +43,12 @@ enum ProcessAllocator {
 
         /// jemalloc's "version" mallctl, looked up at run time so this module does not link jemalloc itself.
         private static func jemallocVersion() -> String? {
-            typealias MallCtl = @convention(c) (
-                UnsafePointer<CChar>?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?, UnsafeMutableRawPointer?,
-                Int
-            ) -> Int32
+            typealias MallCtl =
+                @convention(c) (
+                    UnsafePointer<CChar>?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?,
+                    UnsafeMutableRawPointer?,
+                    Int
+                ) -> Int32
             guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallctl") else { return nil }
             let mallctl = unsafeBitCast(symbol, to: MallCtl.self)
             var version: UnsafePointer<CChar>?
