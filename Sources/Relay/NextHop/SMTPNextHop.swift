@@ -152,7 +152,7 @@ final class SMTPConnection: Sendable {
 }
 
 /// Hands replies to whoever waits for them, in order; fails every waiter when the connection goes.
-final class ReplyCollector: ChannelInboundHandler {
+final class ReplyCollector: ChannelInboundHandler, DeadlineTimerOwner {
     typealias InboundIn = SMTPReply
 
     /// A group of replies someone waits for: how many, those that came, the promise for all of them, and when
@@ -169,10 +169,8 @@ final class ReplyCollector: ChannelInboundHandler {
     private var arrived = CircularBuffer<SMTPReply>()
     private var failure: (any Error)?
     private var context: ChannelHandlerContext?
-    /// One scheduled task checks the oldest waiter's deadline, and re-schedules itself when that moved on; a task
-    /// per exchange (scheduled, then cancelled a moment later) cost an allocation and a timer-heap update each.
-    private var timer: Scheduled<Void>?
-    private var firesAt = NIODeadline.distantFuture
+    /// Watches the oldest waiter's deadline: one task per connection rather than one per exchange.
+    private var timer = DeadlineTimer()
 
     /// Replies that arrived before anyone asked for them.
     var unclaimedReplies: Int { arrived.count }
@@ -201,8 +199,7 @@ final class ReplyCollector: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         self.context = nil
     }
 
@@ -226,25 +223,18 @@ final class ReplyCollector: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         fail(NextHopError("the next hop closed the connection"))
         context.fireChannelInactive()
     }
 
-    /// Makes sure the task runs by `deadline`: a task already due earlier is left to re-check when it runs.
     private func schedule(at deadline: NIODeadline) {
-        if timer != nil && firesAt <= deadline { return }
-        timer?.cancel()
-        timer = nil
         guard let context else { return }
-        let collector = NIOLoopBound(self, eventLoop: context.eventLoop)
-        firesAt = deadline
-        timer = context.eventLoop.scheduleTask(deadline: deadline) { collector.value.checkDeadline() }
+        timer.schedule(at: deadline, on: context.eventLoop, owner: self)
     }
 
-    private func checkDeadline() {
-        timer = nil
+    func deadlineTimerFired() {
+        timer.fired()
         guard let oldest = waiting.first else { return }
         guard oldest.deadline <= .now() else {
             schedule(at: oldest.deadline)

@@ -17,7 +17,7 @@ enum ClientPhase: Sendable, Hashable {
 /// Entering a phase and a read that completes a command line re-arm the whole timeout; other reads move the
 /// deadline on by their size over `minDataRate` only (never past a whole timeout from now), so a client that
 /// trickles bytes cannot hold a connection for ever. The session moves it between phases through `ClientTimer`.
-final class ClientTimeoutHandler: ChannelDuplexHandler {
+final class ClientTimeoutHandler: ChannelDuplexHandler, DeadlineTimerOwner {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -28,11 +28,9 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     private let minDataRate: Int
     private let onTimeout: @Sendable (ClientPhase) -> Void
     private var phase = ClientPhase.command
-    private var timer: Scheduled<Void>?
+    private var timer = DeadlineTimer()
     /// When the client's time is up (distant future while Signet itself is working).
     private var deadline = NIODeadline.distantFuture
-    /// When the scheduled task runs; it may be before `deadline`, never after.
-    private var firesAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
 
     /// `minDataRate` bytes per second (0: every read re-arms); `onTimeout` counts a timeout that fired.
@@ -52,7 +50,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
+        timer.cancel()
         self.context = nil
     }
 
@@ -75,8 +73,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         context.fireChannelInactive()
     }
 
@@ -95,22 +92,15 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Moves the deadline. The scheduled task is only replaced when it would fire too late: a later deadline is
-    /// left to the task, which re-checks when it fires and schedules itself again. Phase changes and command lines
-    /// come several times per message, and each used to cancel one scheduled task and allocate another.
+    /// Moves the deadline; the timer re-checks it when it fires (`DeadlineTimer`).
     private func schedule(at deadline: NIODeadline) {
         self.deadline = deadline
-        if timer != nil && firesAt <= deadline { return }
-        timer?.cancel()
-        timer = nil
         guard let context else { return }
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        firesAt = deadline
-        timer = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.fire() }
+        timer.schedule(at: deadline, on: context.eventLoop, owner: self)
     }
 
-    private func fire() {
-        timer = nil
+    func deadlineTimerFired() {
+        timer.fired()
         guard deadline != .distantFuture else { return }
         if deadline > .now() {
             schedule(at: deadline)
