@@ -7,7 +7,7 @@ Before serving each new connection it reads OUTDIR/fault (if present) and applie
 connection; the test rewrites the file between cases, so one process serves every case. A fault is
 "STEP ACTION [ARG]":
   STEP:   greeting, ehlo, starttls, mail, rcpt, data, content (after some message bytes), dot (after the final
-          ".", before the reply)
+          ".", before the reply), mail2 (the connection's second MAIL: a connection that dies when reused)
   ACTION: reset (close with a TCP reset), 4xx, 5xx (reply 451/554 there), slow SECONDS (wait, then answer
           normally), bytewise (send the reply one byte at a time, 10 ms apart), nonnumeric, badmultiline (a
           multi-line reply whose continuation has the wrong code), overlong (a 100 kB reply line),
@@ -131,6 +131,7 @@ def serve(connection, outdir, number, fault):
         else:
             connection.sendall(normal)
 
+    mails = 0
     try:
         reply("greeting", b"220 faulty.test ESMTP\r\n")
         while True:
@@ -163,7 +164,9 @@ def serve(connection, outdir, number, fault):
             elif verb in (b"HELO", b"NOOP", b"RSET", b"XFOR"):
                 connection.sendall(b"250 2.0.0 ok\r\n")
             elif verb == b"MAIL":
-                reply("mail", b"250 2.1.0 ok\r\n")
+                mails += 1
+                second = mails == 2 and fault and fault["step"] == "mail2"
+                reply("mail2" if second else "mail", b"250 2.1.0 ok\r\n")
             elif verb == b"RCPT":
                 reply("rcpt", b"250 2.1.5 ok\r\n")
             elif verb == b"DATA":

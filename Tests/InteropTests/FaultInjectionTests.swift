@@ -129,6 +129,8 @@ struct FaultInjectionTests {
             environment: [
                 "SIGNET_TIMEOUTS_NEXT_HOP_CONNECT": "3", "SIGNET_TIMEOUTS_NEXT_HOP_COMMAND": "2",
                 "SIGNET_TIMEOUTS_NEXT_HOP_DATA_END": "3",
+                // Each case's fault is its own next-hop connection's: none is kept for the next case.
+                "SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "0",
             ])
         defer { relay.stop() }
         let faultFile = hopDir.appendingPathComponent("fault")

@@ -99,6 +99,8 @@ struct ObservabilityEndToEndTests {
             state_directory: \(dir.appendingPathComponent("state").path)
             client_networks: [127.0.0.1/32]
             limits: {max_message_size: 4000}
+            # Each scenario opens its own next-hop connection, so that the connection counts below are exact.
+            timeouts: {next_hop_idle: 0}
             srs: {mode: both, domain: fwd.example, secrets: [metrics-mix-test-secret], local_domains: [example.com]}
             signing:
               keys:

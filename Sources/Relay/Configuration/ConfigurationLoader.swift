@@ -93,6 +93,15 @@ public enum ConfigurationLoader {
         if limits.maxConnectionsPerClient < 0 {
             problems.append("limits.max_connections_per_client: must be 0 (no limit) or positive")
         }
+        if limits.maxIdleNextHopConnections < 0 {
+            problems.append("limits.max_idle_next_hop_connections: must be 0 (none kept) or positive")
+        }
+        if configuration.timeouts.nextHopIdle < 0 {
+            problems.append("timeouts.next_hop_idle: must be 0 (no reuse) or positive")
+        }
+        if configuration.timeouts.nextHopReuse <= 0 {
+            problems.append("timeouts.next_hop_reuse: must be positive, not \(configuration.timeouts.nextHopReuse)")
+        }
         return problems
     }
 
@@ -194,12 +203,12 @@ public enum ConfigurationLoader {
         "limits": .map([
             "max_connections": .scalar, "max_message_size": .scalar, "max_recipients": .scalar,
             "spool_threshold": .scalar, "max_connections_per_client": .scalar, "max_header_size": .scalar,
-            "max_header_fields": .scalar,
+            "max_header_fields": .scalar, "max_idle_next_hop_connections": .scalar,
         ]),
         "timeouts": .map([
             "command": .scalar, "data_block": .scalar, "next_hop_connect": .scalar, "next_hop_command": .scalar,
             "next_hop_data_end": .scalar, "next_hop_keepalive": .scalar, "shutdown_grace": .scalar,
-            "min_data_rate": .scalar,
+            "min_data_rate": .scalar, "next_hop_idle": .scalar, "next_hop_reuse": .scalar,
         ]),
         "signing": .map([
             "keys": .dictionary(.map(keyEntrySchema)),
@@ -330,6 +339,9 @@ public enum ConfigurationLoader {
                     &configuration.limits.maxConnectionsPerClient)
                 int(limits["max_header_size"], "limits.max_header_size", &configuration.limits.maxHeaderSize)
                 int(limits["max_header_fields"], "limits.max_header_fields", &configuration.limits.maxHeaderFields)
+                int(
+                    limits["max_idle_next_hop_connections"], "limits.max_idle_next_hop_connections",
+                    &configuration.limits.maxIdleNextHopConnections)
             }
             if let node = top["timeouts"], case .map(let schema) = ConfigurationLoader.schema["timeouts"]! {
                 let timeouts = keys(node, "timeouts", schema)
@@ -343,6 +355,8 @@ public enum ConfigurationLoader {
                     &configuration.timeouts.nextHopKeepalive)
                 int(timeouts["shutdown_grace"], "timeouts.shutdown_grace", &configuration.timeouts.shutdownGrace)
                 int(timeouts["min_data_rate"], "timeouts.min_data_rate", &configuration.timeouts.minDataRate)
+                int(timeouts["next_hop_idle"], "timeouts.next_hop_idle", &configuration.timeouts.nextHopIdle)
+                int(timeouts["next_hop_reuse"], "timeouts.next_hop_reuse", &configuration.timeouts.nextHopReuse)
             }
             if let node = top["signing"], case .map(let schema) = ConfigurationLoader.schema["signing"]! {
                 configuration.signing = signing(keys(node, "signing", schema))

@@ -51,13 +51,15 @@ extension RelayConfiguration {
                 "max_recipients": limits.maxRecipients, "spool_threshold": limits.spoolThreshold,
                 "max_connections_per_client": limits.maxConnectionsPerClient,
                 "max_header_size": limits.maxHeaderSize, "max_header_fields": limits.maxHeaderFields,
+                "max_idle_next_hop_connections": limits.maxIdleNextHopConnections,
             ],
             "timeouts": [
                 "command": timeouts.command, "data_block": timeouts.dataBlock,
                 "next_hop_connect": timeouts.nextHopConnect, "next_hop_command": timeouts.nextHopCommand,
                 "next_hop_data_end": timeouts.nextHopDataEnd, "next_hop_keepalive": timeouts.nextHopKeepalive,
                 "shutdown_grace": timeouts.shutdownGrace,
-                "min_data_rate": timeouts.minDataRate,
+                "min_data_rate": timeouts.minDataRate, "next_hop_idle": timeouts.nextHopIdle,
+                "next_hop_reuse": timeouts.nextHopReuse,
             ],
             "signing": [
                 "keys": signingKeys, "table": table, "canonicalization": signing.canonicalization.tagValue,

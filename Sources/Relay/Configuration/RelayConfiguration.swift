@@ -199,6 +199,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var maxHeaderSize = 1024 * 1024
         /// Most header fields in one message; more get 552 5.3.4 at end of data.
         public var maxHeaderFields = 1000
+        /// Most next-hop connections kept open unused for later clients (`timeouts.next_hop_idle`); each holds a
+        /// session (with Postfix, an smtpd process) at the next hop. 0: none kept.
+        public var maxIdleNextHopConnections = 20
         public init() {}
     }
 
@@ -223,6 +226,12 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// NOOP goes to it when it has been quiet this long, so its idle timeout (Postfix's `smtpd_timeout`) never
         /// ends it mid-message. 0: never.
         public var nextHopKeepalive = 30
+        /// How long a next-hop connection whose client has left stays open for the next client, as Postfix's
+        /// `smtp_connection_cache_time_limit` (2 s). 0: every client connection gets its own.
+        public var nextHopIdle = 2
+        /// Past this age a next-hop connection is closed when its client leaves rather than kept, as Postfix's
+        /// `smtp_connection_reuse_time_limit` (300 s).
+        public var nextHopReuse = 300
         /// How long SIGTERM waits for transactions in flight.
         public var shutdownGrace = 30
         public init() {}

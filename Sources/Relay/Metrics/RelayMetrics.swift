@@ -61,7 +61,8 @@ public final class RelayMetrics: Sendable {
         .init(name: "signet_arc_seals_total", help: "ARC sets added, by the chain validation result cv."),
         .init(
             name: "signet_authentication_results_total",
-            help: "Verification results written into Authentication-Results or an AAR, by method (dkim, spf, dmarc, arc) and result."
+            help:
+                "Verification results written into Authentication-Results or an AAR, by method (dkim, spf, dmarc, arc) and result."
         ),
         .init(
             name: "signet_srs_rewrites_total", help: "SRS address rewrites, by direction (forward, reverse) and result."
@@ -260,6 +261,11 @@ public final class RelayMetrics: Sendable {
     func nextHopConnection(succeeded: Bool) {
         count("signet_next_hop_connections_total", ["result": succeeded ? "success" : "failure"])
         nextHopUp.set(succeeded ? 1 : 0)
+    }
+
+    /// A client got a next-hop connection an earlier client left (`NextHopConnectionCache`).
+    func nextHopConnectionReused() {
+        count("signet_next_hop_connections_total", ["result": "reused"])
     }
 
     func signature(domain: String, selector: String, algorithm: String, backend: String, succeeded: Bool) {

@@ -21,6 +21,9 @@ protocol NextHopSession: AnyObject, Sendable {
     func noop() async -> SMTPReply
     /// Whether the session can take another transaction.
     var isUsable: Bool { get }
+    /// Whether the session carried an earlier client's mail (from `NextHopConnectionCache`): a failure at its first
+    /// command may be a connection the next hop closed while it was idle, and is worth one retry on a new one.
+    var isReused: Bool { get }
     func quit() async
 }
 
@@ -28,9 +31,15 @@ protocol NextHopSession: AnyObject, Sendable {
 protocol NextHop: Sendable {
     /// `eventLoop`: the client connection's loop, so both sides of a session run on one thread (nil: any loop).
     func connect(on eventLoop: (any EventLoop)?) async throws -> any NextHopSession
+    /// Takes back a session its client is done with, with no transaction open: closed, or kept for the next client.
+    func release(_ session: any NextHopSession) async
+    /// Closes the sessions kept for later clients (on reload and shutdown).
+    func closeIdleSessions() async
 }
 
 extension NextHopSession {
+    var isReused: Bool { false }
+
     /// MAIL alone.
     func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply {
         await mail(from: from, parameters: parameters, client: client, recipients: [])[0]
@@ -39,6 +48,8 @@ extension NextHopSession {
 
 extension NextHop {
     func connect() async throws -> any NextHopSession { try await connect(on: nil) }
+    func release(_ session: any NextHopSession) async { await session.quit() }
+    func closeIdleSessions() async {}
 }
 
 /// Replies Signet gives on the next hop's behalf when it cannot be reached or fails mid-way: all transient, so

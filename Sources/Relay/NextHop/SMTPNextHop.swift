@@ -207,6 +207,8 @@ final class ReplyCollector: ChannelInboundHandler, DeadlineTimerOwner {
         let reply = unwrapInboundIn(data)
         guard !waiting.isEmpty else {
             arrived.append(reply)
+            // Unasked, 421 is the next hop closing (Postfix's idle timeout): this connection is done.
+            if reply.code == 421 { context.close(promise: nil) }
             return
         }
         waiting[waiting.startIndex].replies.append(reply)

@@ -161,11 +161,23 @@ struct InboundSession {
         return framer.next(from: &pending)
     }
 
+    /// Hands the next-hop session back when the client leaves: kept for another client (`NextHopConnectionCache`)
+    /// when no transaction is open there, else closed.
     private mutating func closeDownstream() async {
+        if transactionOpen { await resetDownstream() }
         guard let downstream else { return }
-        if transactionOpen && downstream.isUsable { _ = await downstream.reset() }
-        await downstream.quit()
         self.downstream = nil
+        await context.nextHop.release(downstream)
+    }
+
+    /// RSET at the next hop. A session that does not answer it with 250 is closed: its state is unknown, and it
+    /// must not carry another transaction.
+    private mutating func resetDownstream() async {
+        guard let downstream, downstream.isUsable else { return }
+        if !(await downstream.reset()).isPositive {
+            await downstream.quit()
+            self.downstream = nil
+        }
     }
 
     /// Handles one frame; false ends the session.
@@ -324,9 +336,9 @@ struct InboundSession {
         messageProblem = nil
         transaction?.log(reply: nil, outcome: "abandoned", logger: logger, client: peer)
         transaction = nil
-        if transactionOpen, let downstream, downstream.isUsable {
+        if transactionOpen {
             timer.enter(.waitingForUs)
-            _ = await downstream.reset()
+            await resetDownstream()
         }
         transactionOpen = false
     }
@@ -353,42 +365,23 @@ struct InboundSession {
             transaction = nil
             return (reply, [])
         }
-        if let current = downstream, !current.isUsable {
-            await current.quit()
-            downstream = nil
-        }
-        if downstream == nil {
-            do {
-                downstream = try await context.nextHop.connect(on: eventLoop)
-            } catch {
-                logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
-                session.mailResult(accepted: false)
-                let reply = (error as? NextHopError)?.reply ?? NextHopReplies.unavailable("\(error)")
-                context.metrics.tempfailed(.nextHopUnavailable)
-                transaction?.log(reply: reply, outcome: "tempfailed", logger: logger, client: peer)
-                transaction = nil
-                return (reply, [])
-            }
-        }
-        guard let downstream else { return (NextHopReplies.unavailable("no connection"), []) }
-        context.nextHopCapabilities.update(downstream.capabilities)
-        // Parameters the next hop does not know would fail the transaction; AUTH= is ours to judge, not its.
-        let offered = downstream.capabilities
-        let forwarded = parameters.filter { parameter in
-            switch parameter.keyword {
-            case "SIZE": return offered.size != nil
-            case "BODY": return offered.eightBitMIME || parameter.value?.uppercased() == "7BIT"
-            case "SMTPUTF8": return true
-            case "AUTH": return false
-            case "RET", "ENVID": return offered.dsn
-            default: return true
-            }
-        }
         identity.login = session.authenticatedIdentity
-        let group = downstream.capabilities.pipelining ? pipelinedRecipients(downstream) : []
-        let answers = await downstream.mail(
-            from: from, parameters: forwarded, client: identity,
-            recipients: group.map { (to: $0.to, parameters: $0.parameters) })
+        var downstream: any NextHopSession
+        var group: [(command: SMTPCommand, to: String, parameters: [SMTPParameter])] = []
+        var answers: [SMTPReply]
+        var attempts = 0
+        // A session kept from an earlier client that fails at once was most likely closed by the next hop while it
+        // sat idle. Nothing of this transaction reached anyone, so it goes again, once, on a new connection.
+        repeat {
+            if let failure = await openDownstream() { return (failure, []) }
+            guard let current = self.downstream else { return (NextHopReplies.unavailable("no connection"), []) }
+            downstream = current
+            if attempts == 0 && downstream.capabilities.pipelining { group = pipelinedRecipients(downstream) }
+            answers = await downstream.mail(
+                from: from, parameters: forwardedMailParameters(parameters, downstream), client: identity,
+                recipients: group.map { (to: $0.to, parameters: $0.parameters) })
+            attempts += 1
+        } while attempts < 2 && downstream.isReused && !downstream.isUsable
         let reply = answers[0]
         transactionOpen = reply.isPositive
         session.mailResult(accepted: reply.isPositive)
@@ -403,6 +396,48 @@ struct InboundSession {
             spfCheck = authenticator.startSPF(clientAddress: identity.address, helo: identity.helo, mailFrom: sender)
         }
         return (reply, zip(group, answers.dropFirst()).map { (command: $0.command, reply: $1) })
+    }
+
+    /// A usable next-hop session in `downstream` (a broken one is closed first), or the reply for the client when
+    /// the next hop cannot be reached.
+    private mutating func openDownstream() async -> SMTPReply? {
+        if let current = downstream, !current.isUsable {
+            await current.quit()
+            downstream = nil
+        }
+        if downstream == nil {
+            do {
+                downstream = try await context.nextHop.connect(on: eventLoop)
+            } catch {
+                logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
+                session.mailResult(accepted: false)
+                let reply = (error as? NextHopError)?.reply ?? NextHopReplies.unavailable("\(error)")
+                context.metrics.tempfailed(.nextHopUnavailable)
+                transaction?.log(reply: reply, outcome: "tempfailed", logger: logger, client: peer)
+                transaction = nil
+                return reply
+            }
+        }
+        if let downstream { context.nextHopCapabilities.update(downstream.capabilities) }
+        return nil
+    }
+
+    /// MAIL parameters for the next hop: those it does not know would fail the transaction; AUTH= is ours to
+    /// judge, not its.
+    private func forwardedMailParameters(
+        _ parameters: [SMTPParameter], _ downstream: any NextHopSession
+    ) -> [SMTPParameter] {
+        let offered = downstream.capabilities
+        return parameters.filter { parameter in
+            switch parameter.keyword {
+            case "SIZE": return offered.size != nil
+            case "BODY": return offered.eightBitMIME || parameter.value?.uppercased() == "7BIT"
+            case "SMTPUTF8": return true
+            case "AUTH": return false
+            case "RET", "ENVID": return offered.dsn
+            default: return true
+            }
+        }
     }
 
     /// The RCPTs the client pipelined behind MAIL (already read), which this session would forward if the next
@@ -521,7 +556,7 @@ struct InboundSession {
         case .assembled(let message):
             assembled = message
         case .refused(let reply, let outcome):
-            if let downstream, downstream.isUsable { _ = await downstream.reset() }
+            await resetDownstream()
             return answered(reply, outcome: outcome)
         case .noMessage(let reply):
             return reply
@@ -543,7 +578,7 @@ struct InboundSession {
         } catch {
             logger.error("signing failed", metadata: ["error": "\(error)"])
             context.metrics.signingFailed(assembled)
-            if let downstream, downstream.isUsable { _ = await downstream.reset() }
+            await resetDownstream()
             let reply = SMTPReply(code: 451, EnhancedStatusCode(4, 3, 0), "signing failed, try again later")
             return answered(reply, outcome: "tempfailed")
         }

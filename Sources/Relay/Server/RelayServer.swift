@@ -75,11 +75,23 @@ public final class RelayServer: Service, Sendable {
                 resolver: try RelayResolver.make(configuration.dns), settings: configuration.authentication,
                 hostname: configuration.hostname, sealing: sealing)
         }
+        var monitored: any NextHop = MonitoredNextHop(inner: nextHop, health: health, metrics: metrics)
+        // Not with XCLIENT: a kept session speaks for its last client, and the next one would need XCLIENT anew.
+        if configuration.nextHop != nil, configuration.timeouts.nextHopIdle > 0,
+            configuration.limits.maxIdleNextHopConnections > 0, configuration.forwardClientIdentity != .xclient
+        {
+            monitored = NextHopConnectionCache(
+                inner: monitored,
+                limits: .init(
+                    idleSeconds: configuration.timeouts.nextHopIdle, reuseSeconds: configuration.timeouts.nextHopReuse,
+                    maxIdle: configuration.limits.maxIdleNextHopConnections),
+                metrics: metrics)
+        }
         return RelayContext(
             configuration: configuration,
             signingTable: table,
             signerPool: signerPool,
-            nextHop: MonitoredNextHop(inner: nextHop, health: health, metrics: metrics),
+            nextHop: monitored,
             nextHopCapabilities: capabilities,
             logger: logger,
             metrics: metrics,
@@ -104,7 +116,9 @@ public final class RelayServer: Service, Sendable {
     /// Applies `configuration` to connections accepted from now on, after loading every key it names. Throws, and
     /// keeps the running configuration, when a key cannot be loaded. Listen addresses change only on restart.
     /// With a signer agent, `agentKeys` are the keys of the agent that will sign for the new configuration.
-    public func reload(_ configuration: RelayConfiguration, agentKeys: [SignerAgentProtocol.KeyDescription]? = nil) throws {
+    public func reload(
+        _ configuration: RelayConfiguration, agentKeys: [SignerAgentProtocol.KeyDescription]? = nil
+    ) throws {
         let old = current.withLockedValue { $0 }
         // What we learnt of the next hop holds only while it is the same next hop.
         let capabilities =
@@ -113,6 +127,8 @@ public final class RelayServer: Service, Sendable {
             configuration, agentKeys: agentKeys, group: group, signerPool: signerPool, logger: logger,
             metrics: metrics, srsStatistics: srsStatistics, capabilities: capabilities)
         current.withLockedValue { $0 = context }
+        // Connections kept for later clients were opened under the old settings (next hop, TLS, hostname).
+        Task { await old.nextHop.closeIdleSessions() }
         if configuration.listen != old.configuration.listen {
             logger.warning(
                 "listen addresses changed in the configuration; they take effect only on restart",
@@ -185,7 +201,9 @@ public final class RelayServer: Service, Sendable {
         let listening = listeners
         let bound = listening.compactMap { $0.channel.localAddress }
         boundAddresses.withLockedValue { $0 = bound }
-        for waiter in readyPromise.withLockedValue({ waiters in defer { waiters = [] }; return waiters }) {
+        for waiter in readyPromise.withLockedValue({ waiters in
+            defer { waiters = [] }; return waiters
+        }) {
             waiter.resume(returning: bound)
         }
 
@@ -200,6 +218,8 @@ public final class RelayServer: Service, Sendable {
             self.logger.info("shutting down: no new connections, finishing transactions in flight")
             self.draining.withLockedValue { $0 = true }
             for listener in listening { listener.channel.close(promise: nil) }
+            let nextHop = self.current.withLockedValue { $0.nextHop }
+            Task { await nextHop.closeIdleSessions() }
             let hostname = self.configuration.hostname
             for (channel, drain) in self.active.withLockedValue({ Array($0.values) }) where drain.drain() {
                 // Idle between transactions (or never started one): nothing to finish.
@@ -262,10 +282,16 @@ public final class RelayServer: Service, Sendable {
         let trusted = peer.map { peer in configuration.clientNetworks.contains(where: { $0.contains(peer) }) } ?? true
         // With AUTH, clients from elsewhere may connect, but must authenticate before MAIL (submission).
         if !trusted && context.security.passwords == nil, let peer {
-            refusal = SMTPReply(code: 554, EnhancedStatusCode(5, 7, 1), "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
+            refusal = SMTPReply(
+                code: 554, EnhancedStatusCode(5, 7, 1),
+                "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
         } else if count > configuration.limits.maxConnections {
-            refusal = SMTPReply(code: 421, EnhancedStatusCode(4, 7, 0), "\(configuration.hostname) too many connections, try again later")
-        } else if configuration.limits.maxConnectionsPerClient > 0 && fromClient > configuration.limits.maxConnectionsPerClient {
+            refusal = SMTPReply(
+                code: 421, EnhancedStatusCode(4, 7, 0),
+                "\(configuration.hostname) too many connections, try again later")
+        } else if configuration.limits.maxConnectionsPerClient > 0
+            && fromClient > configuration.limits.maxConnectionsPerClient
+        {
             refusal = SMTPReply(
                 code: 421, EnhancedStatusCode(4, 7, 0),
                 "\(configuration.hostname) too many connections from \(clientAddress), try again later")
@@ -275,7 +301,8 @@ public final class RelayServer: Service, Sendable {
         if let refusal {
             context.metrics.connectionRefused(
                 refusal.code == 554 ? .access : count > configuration.limits.maxConnections ? .limit : .perClient)
-            context.logger.notice("connection refused", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "reply": "\(refusal.code)"])
+            context.logger.notice(
+                "connection refused", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "reply": "\(refusal.code)"])
             try? await connection.executeThenClose { _, outbound in
                 try await outbound.write(refusal.encoded())
             }

@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+
+/// Next-hop connections kept for the next client (`timeouts.next_hop_idle`, like Postfix's connection cache). What
+/// the next hop saw is its own record: the faulty hop's per-connection event log, and Postfix's log and mailbox.
+@Suite("Next-hop connection reuse", .serialized)
+struct NextHopReuseTests {
+    typealias H = RelayHarness
+    typealias Hop = FaultInjectionTests.HopRecord
+
+    /// The hop connections that carried a MAIL, in order of first use.
+    static func mailConnections(_ record: Hop) -> [Int] {
+        var seen: [Int] = []
+        for event in record.events where event.line?.hasPrefix("MAIL") == true && !seen.contains(event.connection) {
+            seen.append(event.connection)
+        }
+        return seen
+    }
+
+    /// The connection the hop acknowledged the message carrying `token` on.
+    static func ackedOn(_ record: Hop, token: String) -> [Int] {
+        let acked = record.messages(token: token).acked
+        return record.events.filter { $0.event == "acked" && acked.contains($0.message ?? -1) }.map(\.connection)
+    }
+
+    /// Three clients one after another, each with one message and QUIT: the second takes the connection the
+    /// first left; the third comes after `next_hop_idle` (1 s) has closed it with QUIT, and gets a new one.
+    @Test func aLaterClientTakesTheConnectionAnEarlierOneLeft() throws {
+        let setup = try H.Setup("reuse-hop")
+        defer { setup.remove() }
+        let hopDir = try setup.subdirectory("hop")
+        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
+        defer { hop.stop() }
+        let metricsPort = RelayEndToEndTests.freePort()
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: hopPort, keys: setup.keys,
+            environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "1", "SIGNET_METRICS_LISTEN": "127.0.0.1:\(metricsPort)"])
+        defer { relay.stop() }
+
+        var told: [[String]] = []
+        for (index, token) in ["first", "second", "third"].enumerated() {
+            // The relay takes the connection back after its 221; the third client waits out next_hop_idle.
+            Thread.sleep(forTimeInterval: index == 2 ? 2.5 : 0.3)
+            told.append(FaultInjectionTests.transact(port, Mail.message(token: "reuse-\(token)", body: "Reuse.\r\n")))
+        }
+        #expect(told.map(FaultInjectionTests.outcome) == [2, 2, 2], "\(told)")
+        let record = try Hop(hopDir)
+        let first = Self.ackedOn(record, token: "reuse-first")
+        let second = Self.ackedOn(record, token: "reuse-second")
+        let third = Self.ackedOn(record, token: "reuse-third")
+        #expect(first.count == 1 && first == second, "first \(first), second \(second)")
+        #expect(third.count == 1 && third != first, "third \(third), first \(first)")
+        #expect(Self.mailConnections(record).count == 2)
+        let metrics = ObservabilityEndToEndTests.samples(
+            try ObservabilityEndToEndTests.get("/metrics", port: metricsPort).body)
+        #expect(metrics[#"signet_next_hop_connections_total{result="reused"}"#] == 1)
+        // The start-up look at the next hop's EHLO, the first client's and the third's.
+        #expect(metrics[#"signet_next_hop_connections_total{result="success"}"#] == 3)
+        // The idle connection was closed politely, before the third client came.
+        let quit = record.events.contains { $0.connection == first.first && $0.line?.hasPrefix("QUIT") == true }
+        #expect(quit, "no QUIT on the idle connection \(first)")
+        let arrived = try ["reuse-first", "reuse-second", "reuse-third"].compactMap { token -> Data? in
+            guard let number = record.messages(token: token).acked.first, let wire = record.contents[number] else {
+                return nil
+            }
+            return Data(try RelayLimitsTests().unstuffed(wire))
+        }
+        #expect(arrived.count == 3)
+        try H.expectVerified(arrived, keys: setup.keys, in: setup.dir)
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
+    /// A kept connection that dies at its next MAIL (the next hop closed it while idle, and the close crossed the
+    /// new client's command): the relay goes again on a new connection, and the client gets 250, once.
+    @Test func aKeptConnectionLostAtMAILIsReplacedUnseen() throws {
+        let setup = try H.Setup("reuse-lost")
+        defer { setup.remove() }
+        let hopDir = try setup.subdirectory("hop")
+        try Data("mail2 reset".utf8).write(to: hopDir.appendingPathComponent("fault"))
+        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
+        defer { hop.stop() }
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: hopPort, keys: setup.keys, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        defer { relay.stop() }
+
+        Thread.sleep(forTimeInterval: 0.3)
+        let first = FaultInjectionTests.transact(port, Mail.message(token: "lost-first", body: "Lost.\r\n"))
+        Thread.sleep(forTimeInterval: 0.3)
+        let second = FaultInjectionTests.transact(port, Mail.message(token: "lost-second", body: "Lost.\r\n"))
+        #expect(FaultInjectionTests.outcome(first) == 2, "\(first)")
+        #expect(FaultInjectionTests.outcome(second) == 2, "\(second)")
+        let record = try Hop(hopDir)
+        let connections = Self.mailConnections(record)
+        // The first connection got the second client's MAIL and was reset; a third one carried its message.
+        #expect(connections.count == 2, "\(connections)")
+        let mails = record.events.filter { $0.connection == connections.first && $0.line?.hasPrefix("MAIL") == true }
+        #expect(mails.count == 2, "the second client's MAIL did not go over the kept connection")
+        #expect(Self.ackedOn(record, token: "lost-first") == [connections[0]])
+        #expect(Self.ackedOn(record, token: "lost-second") == Array(connections.dropFirst()))
+        #expect(record.messages(token: "lost-second").complete.count == 1)
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
+    /// `limits.max_idle_next_hop_connections` at 1: two clients, connected at the same time, leave one after the
+    /// other. The first one's connection is kept; the second one's would make two, so the older goes with QUIT
+    /// long before `next_hop_idle` (30 s), and a third client takes the one kept.
+    @Test func keptConnectionsAreCapped() throws {
+        let setup = try H.Setup("reuse-cap")
+        defer { setup.remove() }
+        let hopDir = try setup.subdirectory("hop")
+        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
+        defer { hop.stop() }
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: hopPort, keys: setup.keys,
+            environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30", "SIGNET_LIMITS_MAX_IDLE_NEXT_HOP_CONNECTIONS": "1"])
+        defer { relay.stop() }
+
+        let clients = try [H.greetedClient(port), H.greetedClient(port)]
+        for (index, client) in clients.enumerated() {
+            let message = Mail.message(token: "cap-\(index)", body: "Capped.\r\n")
+            let replies = try client.pipeline(
+                Array("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".utf8), replies: 3)
+            #expect(replies.map(\.code) == [250, 250, 354], "\(replies)")
+            #expect(try client.pipeline(Mail.dotStuffed(message), replies: 1)[0].code == 250)
+        }
+        for client in clients {
+            #expect(try client.command("QUIT").code == 221)
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        let first = try Self.ackedOn(Hop(hopDir), token: "cap-0")
+        let second = try Self.ackedOn(Hop(hopDir), token: "cap-1")
+        #expect(first.count == 1 && second.count == 1 && first != second, "\(first) \(second)")
+        func quitOn(_ connection: Int?) throws -> Bool {
+            try Hop(hopDir).events.contains { $0.connection == connection && $0.line?.hasPrefix("QUIT") == true }
+        }
+        #expect(H.wait(seconds: 5) { (try? quitOn(first.first)) == true }, "the older kept connection was not closed")
+        #expect(try !quitOn(second.first), "the connection within the cap was closed")
+        let third = FaultInjectionTests.transact(port, Mail.message(token: "cap-2", body: "Capped.\r\n"))
+        #expect(FaultInjectionTests.outcome(third) == 2, "\(third)")
+        #expect(try Self.ackedOn(Hop(hopDir), token: "cap-2") == second)
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
+    /// With Postfix as the next hop: two clients' messages over one Postfix session, both delivered and verified.
+    /// Then Postfix's own idle timeout (`smtpd_timeout = 2s`, shorter than `next_hop_idle`) ends the kept
+    /// session with 421; the next client still gets 250, over a new session.
+    @Test func postfixSeesOneSessionForTwoClientsAndItsTimeoutIsHonoured() throws {
+        let setup = try H.Setup("reuse-postfix")
+        defer { setup.remove() }
+        let postfix = try PostfixInstance(try setup.subdirectory("postfix"), extraMain: "smtpd_timeout = 2s")
+        defer { postfix.stop() }
+        try postfix.start()
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: postfix.port, keys: setup.keys, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        defer { relay.stop() }
+        // The relay's start-up look at the next hop's EHLO is a session of its own (EHLO, QUIT); the count of
+        // sessions starts after it.
+        #expect(H.wait(seconds: 30) { postfix.log.contains("ehlo=1 quit=1") }, "\(postfix.log)")
+        func sessions() -> Int { postfix.log.components(separatedBy: "]: connect from").count - 1 }
+        let before = sessions()
+
+        var messages: [[UInt8]] = []
+        for (index, token) in ["pf-first", "pf-second", "pf-third"].enumerated() {
+            // The third client comes after Postfix has timed out the kept session.
+            Thread.sleep(forTimeInterval: index == 2 ? 4 : 0.3)
+            let message = Mail.message(token: token, body: "Reuse with Postfix.\r\n")
+            messages.append(message)
+            let told = FaultInjectionTests.transact(port, message)
+            #expect(FaultInjectionTests.outcome(told) == 2, "\(token): \(told)\n\(postfix.log)")
+            if index == 1 { #expect(sessions() == before + 1, "\(postfix.log)") }
+        }
+        #expect(postfix.log.contains("timeout after"), "\(postfix.log)")
+        #expect(sessions() == before + 2, "\(postfix.log)")
+        let delivered = H.wait(seconds: 30) { ((try? postfix.delivered()) ?? []).count == 3 }
+        #expect(delivered, "Postfix did not deliver three messages:\n\(postfix.log)")
+        let arrived = try postfix.delivered().map { H.maildirContent(try Data(contentsOf: $0)) }
+        try H.expectVerified(arrived, keys: setup.keys, in: setup.dir)
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+}
