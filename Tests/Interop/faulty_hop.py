@@ -7,7 +7,8 @@ Before serving each new connection it reads OUTDIR/fault (if present) and applie
 connection; the test rewrites the file between cases, so one process serves every case. A fault is
 "STEP ACTION [ARG]":
   STEP:   greeting, ehlo, starttls, mail, rcpt, data, content (after some message bytes), dot (after the final
-          ".", before the reply), mail2 (the connection's second MAIL: a connection that dies when reused)
+          ".", before the reply), mail2 (the connection's second MAIL: a connection that dies when reused),
+          xclient2 (the connection's second XCLIENT, offered as with "advertise xclient")
   ACTION: reset (close with a TCP reset), 4xx, 5xx (reply 451/554 there), slow SECONDS (wait, then answer
           normally), bytewise (send the reply one byte at a time, 10 ms apart), nonnumeric, badmultiline (a
           multi-line reply whose continuation has the wrong code), overlong (a 100 kB reply line),
@@ -131,7 +132,7 @@ def serve(connection, outdir, number, fault):
         else:
             connection.sendall(normal)
 
-    mails = 0
+    mails = xclients = 0
     try:
         reply("greeting", b"220 faulty.test ESMTP\r\n")
         while True:
@@ -144,7 +145,7 @@ def serve(connection, outdir, number, fault):
                 extensions = [b"PIPELINING", b"8BITMIME", b"ENHANCEDSTATUSCODES"]
                 if fault and fault["step"] == "starttls":
                     extensions.append(b"STARTTLS")
-                if fault and fault["step"] == "advertise":
+                if fault and fault["step"] in ("advertise", "xclient2"):
                     extensions += [b"XCLIENT NAME ADDR PORT PROTO HELO LOGIN", b"XFORWARD NAME ADDR PORT PROTO HELO"]
                 reply("ehlo", b"250-faulty.test\r\n" + b"".join(b"250-" + e + b"\r\n" for e in extensions[:-1])
                       + b"250 " + extensions[-1] + b"\r\n")
@@ -160,7 +161,8 @@ def serve(connection, outdir, number, fault):
                 reset(connection)
                 return
             elif verb == b"XCLI":
-                connection.sendall(b"220 faulty.test ESMTP\r\n")
+                xclients += 1
+                reply("xclient2" if xclients == 2 else "xclient", b"220 faulty.test ESMTP\r\n")
             elif verb in (b"HELO", b"NOOP", b"RSET", b"XFOR"):
                 connection.sendall(b"250 2.0.0 ok\r\n")
             elif verb == b"MAIL":

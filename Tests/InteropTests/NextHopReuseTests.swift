@@ -141,6 +141,50 @@ struct NextHopReuseTests {
         #expect(relay.process.isRunning, "signet exited: \(relay.output)")
     }
 
+    /// XCLIENT (`forward_client_identity: xclient`): a kept session speaks for the client whose XCLIENT it took
+    /// last. A next hop that refuses the next client's XCLIENT on it must not get that client's mail in the first
+    /// one's name: the relay closes the session and goes again on a new connection, where the XCLIENT is taken.
+    @Test func aKeptSessionThatRefusesTheNextClientsXCLIENTIsReplaced() throws {
+        let setup = try H.Setup("reuse-xclient")
+        defer { setup.remove() }
+        let hopDir = try setup.subdirectory("hop")
+        try Data("xclient2 5xx".utf8).write(to: hopDir.appendingPathComponent("fault"))
+        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
+        defer { hop.stop() }
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: hopPort, keys: setup.keys,
+            environment: [
+                "SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30", "SIGNET_FORWARD_CLIENT_IDENTITY": "xclient",
+                "SIGNET_XCLIENT_NETWORKS": "127.0.0.0/8",
+            ])
+        defer { relay.stop() }
+
+        for (index, address) in ["192.0.2.55", "192.0.2.66"].enumerated() {
+            Thread.sleep(forTimeInterval: 0.3)
+            let client = try H.greetedClient(port)
+            #expect(try client.command("XCLIENT ADDR=\(address) NAME=[UNAVAILABLE]").code == 220)
+            #expect(try client.command("EHLO mx\(index).sender.example").code == 250)
+            let reply = try H.sendWithData(client, Mail.message(token: "xc-\(index)", body: "Whose?\r\n"))
+            #expect(reply.code == 250, "\(reply)")
+            #expect(try client.command("QUIT").code == 221)
+        }
+        let record = try Hop(hopDir)
+        let first = Self.ackedOn(record, token: "xc-0")
+        let second = Self.ackedOn(record, token: "xc-1")
+        #expect(first.count == 1 && second.count == 1 && first != second, "\(first) \(second)")
+        func xclients(_ connection: Int?) -> [String] {
+            record.events.filter { $0.connection == connection && $0.line?.hasPrefix("XCLIENT") == true }
+                .compactMap(\.line)
+        }
+        // The kept session got the second client's XCLIENT and refused it; no MAIL followed there.
+        let kept = xclients(first.first)
+        #expect(kept.count == 2 && kept[1].contains("ADDR=192.0.2.66"), "\(kept)")
+        let mails = record.events.filter { $0.connection == first.first && $0.line?.hasPrefix("MAIL") == true }
+        #expect(mails.count == 1, "MAIL after a refused XCLIENT on the kept session")
+        #expect(xclients(second.first).first?.contains("ADDR=192.0.2.66") == true, "\(xclients(second.first))")
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
     /// With Postfix as the next hop: two clients' messages over one Postfix session, both delivered and verified.
     /// Then Postfix's own idle timeout (`smtpd_timeout = 2s`, shorter than `next_hop_idle`) ends the kept
     /// session with 421; the next client still gets 250, over a new session.

@@ -262,6 +262,9 @@ final class SMTPNextHopSession: NextHopSession {
         var capabilities: SMTPCapabilities
         /// The identity the last XCLIENT gave, so it is sent again only when the client changes it.
         var identified: ClientIdentity?
+        /// The XCLIENT attributes the next hop offered before it took an XCLIENT on this session; from then on the
+        /// session speaks for that client, and Postfix no longer lists XCLIENT in its EHLO reply.
+        var xclientTaken: [String]?
         var warnedUnsupported = false
     }
 
@@ -359,13 +362,20 @@ final class SMTPNextHopSession: NextHopSession {
 
     /// XCLIENT, then EHLO again as Postfix requires; nil when the transaction may go on.
     private func sendXCLIENT(for client: ClientIdentity) async -> SMTPReply? {
-        guard state.withLockedValue({ $0.identified }) != client, let names = offered(\.xclient, "XCLIENT") else {
-            return nil
-        }
+        let (identified, taken) = state.withLockedValue { ($0.identified, $0.xclientTaken) }
+        guard identified != client else { return nil }
+        // A session that has taken another client's XCLIENT (a kept one, or a client that restated itself) speaks
+        // for that client: unless the next hop takes this client's too, it must not carry this mail. It is closed
+        // then, and the session's MAIL goes again on a new connection.
+        guard let names = taken ?? offered(\.xclient, "XCLIENT") else { return nil }
         do {
             let command = SMTPCommand.xclient(client.attributes(offered: names, xforward: false)).encoded()
             let reply = try await connection.exchange([command], replies: 1, timeout: timeouts.nextHopCommand)[0]
             guard reply.code == 220 else {
+                if taken != nil {
+                    markBroken()
+                    return NextHopReplies.lost("the next hop refused XCLIENT for another client: \(reply)")
+                }
                 // Refused: the session is unchanged, and the mail still flows with Signet as the client.
                 logger.warning("the next hop refused XCLIENT", metadata: ["reply": "\(reply)"])
                 state.withLockedValue { $0.identified = client }
@@ -377,6 +387,7 @@ final class SMTPNextHopSession: NextHopSession {
             state.withLockedValue {
                 $0.capabilities = capabilities
                 $0.identified = client
+                $0.xclientTaken = names
             }
             return nil
         } catch {

@@ -45,6 +45,8 @@ struct InboundSession {
     private var chunkRefusal: SMTPReply?
     /// When the next hop last heard from this session during the message's content (`timeouts.next_hop_keepalive`).
     private var nextHopQuietSince = NIODeadline.now()
+    /// Whether `downstream` has carried a MAIL of this session.
+    private var downstreamCarriedMail = false
     private var transactionOpen = false {
         didSet { if !transactionOpen { drain.leaveTransaction() } }
     }
@@ -370,18 +372,22 @@ struct InboundSession {
         var group: [(command: SMTPCommand, to: String, parameters: [SMTPParameter])] = []
         var answers: [SMTPReply]
         var attempts = 0
-        // A session kept from an earlier client that fails at once was most likely closed by the next hop while it
-        // sat idle. Nothing of this transaction reached anyone, so it goes again, once, on a new connection.
+        var carriedMail: Bool
+        // A session that carried earlier mail (a kept one, or this client's) and fails at once was most likely
+        // closed by the next hop while it sat idle, or speaks for another client (XCLIENT). Nothing of this
+        // transaction reached anyone, so it goes again, once, on a new connection.
         repeat {
             if let failure = await openDownstream() { return (failure, []) }
             guard let current = self.downstream else { return (NextHopReplies.unavailable("no connection"), []) }
             downstream = current
+            carriedMail = downstream.isReused || downstreamCarriedMail
             if attempts == 0 && downstream.capabilities.pipelining { group = pipelinedRecipients(downstream) }
             answers = await downstream.mail(
                 from: from, parameters: forwardedMailParameters(parameters, downstream), client: identity,
                 recipients: group.map { (to: $0.to, parameters: $0.parameters) })
+            downstreamCarriedMail = true
             attempts += 1
-        } while attempts < 2 && downstream.isReused && !downstream.isUsable
+        } while attempts < 2 && carriedMail && !downstream.isUsable
         let reply = answers[0]
         transactionOpen = reply.isPositive
         session.mailResult(accepted: reply.isPositive)
@@ -408,6 +414,7 @@ struct InboundSession {
         if downstream == nil {
             do {
                 downstream = try await context.nextHop.connect(on: eventLoop)
+                downstreamCarriedMail = false
             } catch {
                 logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
                 session.mailResult(accepted: false)

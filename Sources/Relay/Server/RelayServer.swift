@@ -76,9 +76,8 @@ public final class RelayServer: Service, Sendable {
                 hostname: configuration.hostname, sealing: sealing)
         }
         var monitored: any NextHop = MonitoredNextHop(inner: nextHop, health: health, metrics: metrics)
-        // Not with XCLIENT: a kept session speaks for its last client, and the next one would need XCLIENT anew.
         if configuration.nextHop != nil, configuration.timeouts.nextHopIdle > 0,
-            configuration.limits.maxIdleNextHopConnections > 0, configuration.forwardClientIdentity != .xclient
+            configuration.limits.maxIdleNextHopConnections > 0
         {
             monitored = NextHopConnectionCache(
                 inner: monitored,
