@@ -150,6 +150,35 @@ public final class RelayServer: Service, Sendable {
         }
     }
 
+    /// Why a new connection is refused, if it is: a client outside `client_networks` (unless AUTH may let it in),
+    /// or over `max_connections` (`open` counts it) or `max_connections_per_client`.
+    private static func refusal(
+        peer: SocketAddress?, trusted: Bool, open: Int, fromClient: Int, context: RelayContext
+    ) -> (SMTPReply, RelayMetrics.RefusalReason)? {
+        let configuration = context.configuration
+        // With AUTH, clients from elsewhere may connect, but must authenticate before MAIL (submission).
+        if !trusted && context.security.passwords == nil, let peer {
+            let reply = SMTPReply(
+                code: 554, EnhancedStatusCode(5, 7, 1),
+                "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
+            return (reply, .access)
+        }
+        if open > configuration.limits.maxConnections {
+            let reply = SMTPReply(
+                code: 421, EnhancedStatusCode(4, 7, 0),
+                "\(configuration.hostname) too many connections, try again later")
+            return (reply, .limit)
+        }
+        let perClient = configuration.limits.maxConnectionsPerClient
+        if perClient > 0 && fromClient > perClient {
+            let reply = SMTPReply(
+                code: 421, EnhancedStatusCode(4, 7, 0),
+                "\(configuration.hostname) too many connections from \(peer?.ipAddress ?? "?"), try again later")
+            return (reply, .perClient)
+        }
+        return nil
+    }
+
     /// The addresses actually bound (port 0 in the configuration picks a free port), once listening.
     public func listeningAddresses() async -> [SocketAddress] {
         let current = boundAddresses.withLockedValue { $0 }
@@ -255,7 +284,6 @@ public final class RelayServer: Service, Sendable {
         let channel = connection.channel
         let peer = channel.remoteAddress
         let context = current.withLockedValue { $0 }
-        let configuration = context.configuration
         let id = ObjectIdentifier(channel)
         let drain = SessionDrain()
         let count = active.withLockedValue { channels -> Int in
@@ -277,29 +305,12 @@ public final class RelayServer: Service, Sendable {
             }
         }
 
-        let refusal: SMTPReply?
-        let trusted = peer.map { peer in configuration.clientNetworks.contains(where: { $0.contains(peer) }) } ?? true
-        // With AUTH, clients from elsewhere may connect, but must authenticate before MAIL (submission).
-        if !trusted && context.security.passwords == nil, let peer {
-            refusal = SMTPReply(
-                code: 554, EnhancedStatusCode(5, 7, 1),
-                "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
-        } else if count > configuration.limits.maxConnections {
-            refusal = SMTPReply(
-                code: 421, EnhancedStatusCode(4, 7, 0),
-                "\(configuration.hostname) too many connections, try again later")
-        } else if configuration.limits.maxConnectionsPerClient > 0
-            && fromClient > configuration.limits.maxConnectionsPerClient
+        let trusted =
+            peer.map { peer in context.configuration.clientNetworks.contains(where: { $0.contains(peer) }) } ?? true
+        if let (refusal, reason) = Self.refusal(
+            peer: peer, trusted: trusted, open: count, fromClient: fromClient, context: context)
         {
-            refusal = SMTPReply(
-                code: 421, EnhancedStatusCode(4, 7, 0),
-                "\(configuration.hostname) too many connections from \(clientAddress), try again later")
-        } else {
-            refusal = nil
-        }
-        if let refusal {
-            context.metrics.connectionRefused(
-                refusal.code == 554 ? .access : count > configuration.limits.maxConnections ? .limit : .perClient)
+            context.metrics.connectionRefused(reason)
             context.logger.notice(
                 "connection refused", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "reply": "\(refusal.code)"])
             try? await connection.executeThenClose { _, outbound in
