@@ -90,7 +90,11 @@ public final class RelayMetrics: Sendable {
             help: "When a signing key must be replaced (Unix time), for keys whose configuration sets expires."),
         .init(
             name: "signet_next_hop_up", help: "1 when the last connection attempt to the next hop succeeded, else 0."),
-        .init(name: "signet_next_hop_connections_total", help: "Connections opened to the next hop, by result."),
+        .init(
+            name: "signet_next_hop_connections_total",
+            help:
+                "Next-hop connections: attempts to open one (success, failure) and kept ones given to a client (reused)."
+        ),
     ]
 
     /// How a TLS handshake ended (for `tlsHandshake(_:)`).
