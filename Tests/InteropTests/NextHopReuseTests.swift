@@ -185,6 +185,27 @@ struct NextHopReuseTests {
         #expect(relay.process.isRunning, "signet exited: \(relay.output)")
     }
 
+    /// SIGTERM: a kept connection is closed with QUIT before the relay exits, though `next_hop_idle` has 30 s to go.
+    @Test func shutdownClosesKeptConnectionsWithQUIT() throws {
+        let setup = try H.Setup("reuse-stop")
+        defer { setup.remove() }
+        let hopDir = try setup.subdirectory("hop")
+        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
+        defer { hop.stop() }
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: hopPort, keys: setup.keys, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        defer { relay.stop() }
+        let told = FaultInjectionTests.transact(port, Mail.message(token: "stop", body: "Stop.\r\n"))
+        #expect(FaultInjectionTests.outcome(told) == 2, "\(told)")
+        let kept = try Self.ackedOn(Hop(hopDir), token: "stop")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try !Hop(hopDir).events.contains { $0.connection == kept.first && $0.line?.hasPrefix("QUIT") == true })
+        relay.process.terminate()
+        #expect(H.wait(seconds: 20) { !relay.process.isRunning }, "signet did not exit on SIGTERM")
+        let quit = try Hop(hopDir).events.contains { $0.connection == kept.first && $0.line?.hasPrefix("QUIT") == true }
+        #expect(quit, "the kept connection \(kept) got no QUIT")
+    }
+
     /// With Postfix as the next hop: two clients' messages over one Postfix session, both delivered and verified.
     /// Then Postfix's own idle timeout (`smtpd_timeout = 2s`, shorter than `next_hop_idle`) ends the kept
     /// session with 421; the next client still gets 250, over a new session.

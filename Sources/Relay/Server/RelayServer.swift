@@ -260,6 +260,8 @@ public final class RelayServer: Service, Sendable {
                 for (channel, _) in self.active.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
             }
         }
+        // The kept next-hop sessions get their QUIT before the process goes (the drain above started on them).
+        await current.withLockedValue { $0.nextHop }.closeIdleSessions()
         try await signerPool.shutdown()
     }
 
