@@ -24,7 +24,8 @@ final class NextHopConnectionCache: NextHop {
     private struct State {
         var idle: [Idle] = []
         var nextID: UInt64 = 0
-        var closed = false
+        /// Set when reload or shutdown closes the cache: the QUITs of what it kept.
+        var closing: Task<Void, Never>?
     }
 
     private let inner: any NextHop
@@ -81,7 +82,7 @@ final class NextHopConnectionCache: NextHop {
             return
         }
         let (id, evicted) = state.withLockedValue { state -> (UInt64?, [CachedNextHopSession]) in
-            guard !state.closed, limits.maxIdle > 0 else { return (nil, []) }
+            guard state.closing == nil, limits.maxIdle > 0 else { return (nil, []) }
             state.nextID += 1
             state.idle.append(Idle(id: state.nextID, session: session))
             let excess = max(0, state.idle.count - limits.maxIdle)
@@ -105,13 +106,21 @@ final class NextHopConnectionCache: NextHop {
         if let expired { Task { await expired.quit() } }
     }
 
+    /// Takes no more sessions and closes those it keeps, all at once; a second call waits for the same QUITs.
     func closeIdleSessions() async {
-        let all = state.withLockedValue { state -> [Idle] in
-            state.closed = true
-            defer { state.idle = [] }
-            return state.idle
+        let closing = state.withLockedValue { state -> Task<Void, Never> in
+            if let closing = state.closing { return closing }
+            let kept = state.idle.map(\.session)
+            state.idle = []
+            let closing = Task {
+                await withDiscardingTaskGroup { group in
+                    for session in kept { group.addTask { await session.quit() } }
+                }
+            }
+            state.closing = closing
+            return closing
         }
-        for idle in all { await idle.session.quit() }
+        await closing.value
     }
 }
 

@@ -260,8 +260,10 @@ public final class RelayServer: Service, Sendable {
                 for (channel, _) in self.active.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
             }
         }
-        // The kept next-hop sessions get their QUIT before the process goes (the drain above started on them).
-        await current.withLockedValue { $0.nextHop }.closeIdleSessions()
+        // The kept next-hop sessions get their QUIT before the process goes (the drain above started on them), for
+        // at most a few seconds: a next hop that does not answer QUIT must not hold the exit.
+        let nextHop = current.withLockedValue { $0.nextHop }
+        _ = await Deadline.value(of: Task { await nextHop.closeIdleSessions() }, by: .now + .seconds(5))
         try await signerPool.shutdown()
     }
 
