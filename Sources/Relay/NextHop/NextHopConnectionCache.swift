@@ -2,9 +2,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import SMTPProtocol
 
-/// Keeps the next-hop sessions of clients that have left, for the next client (on the same event loop if it can), like
-/// Postfix's SMTP connection cache: a client that sends one message per connection then no longer pays the next
-/// hop's connection set-up, greeting, EHLO and TLS handshake, and the next hop sees fewer connections.
+/// Keeps the next-hop sessions of clients that have left, for the next client (on the same event loop if it can),
+/// like Postfix's SMTP connection cache: a client that sends one message per connection then no longer pays the
+/// next hop's connection set-up, greeting, EHLO and TLS handshake, and the next hop sees fewer connections.
 final class NextHopConnectionCache: NextHop {
     /// How long and how many sessions are kept.
     struct Limits: Sendable {
@@ -38,9 +38,6 @@ final class NextHopConnectionCache: NextHop {
         self.limits = limits
         self.metrics = metrics
     }
-
-    /// Sessions kept now.
-    var idleCount: Int { state.withLockedValue { $0.idle.count } }
 
     func connect(on eventLoop: (any EventLoop)?) async throws -> any NextHopSession {
         guard let eventLoop else { return try await inner.connect(on: nil) }
