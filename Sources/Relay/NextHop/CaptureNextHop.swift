@@ -57,6 +57,9 @@ final class CaptureSession: NextHopSession {
         SMTPReply(code: 250, EnhancedStatusCode(2, 0, 0), "reset")
     }
 
+    /// Capture never fails, so never needs a retry.
+    var hasCarriedMail: Bool { false }
+
     func noop() async -> SMTPReply {
         SMTPReply(code: 250, EnhancedStatusCode(2, 0, 0), "ok (capture)")
     }

@@ -21,9 +21,9 @@ protocol NextHopSession: AnyObject, Sendable {
     func noop() async -> SMTPReply
     /// Whether the session can take another transaction.
     var isUsable: Bool { get }
-    /// Whether the session carried an earlier client's mail (from `NextHopConnectionCache`): a failure at its first
-    /// command may be a connection the next hop closed while it was idle, and is worth one retry on a new one.
-    var isReused: Bool { get }
+    /// Whether a MAIL has gone over this session (a kept one's earlier client's, or this client's): a session
+    /// that did and then fails at MAIL was most likely closed by the next hop while idle, worth one retry.
+    var hasCarriedMail: Bool { get }
     func quit() async
 }
 
@@ -38,8 +38,6 @@ protocol NextHop: Sendable {
 }
 
 extension NextHopSession {
-    var isReused: Bool { false }
-
     /// MAIL alone.
     func mail(from: String, parameters: [SMTPParameter], client: ClientIdentity) async -> SMTPReply {
         await mail(from: from, parameters: parameters, client: client, recipients: [])[0]

@@ -48,7 +48,7 @@ final class NextHopConnectionCache: NextHop {
             return found
         }
         return CachedNextHopSession(
-            try await inner.connect(on: eventLoop), loop: eventLoop, opened: .now(), reused: false)
+            try await inner.connect(on: eventLoop), loop: eventLoop, opened: .now())
     }
 
     /// The most recently kept usable session, one on `loop` first (a session on another loop costs a thread hop
@@ -63,7 +63,7 @@ final class NextHopConnectionCache: NextHop {
                     let session = state.idle[index].session
                     guard !sameLoop || session.loop === loop else { continue }
                     state.idle.remove(at: index)
-                    if session.isUsable { return (session.reusedCopy(), gone) }
+                    if session.isUsable { return (session, gone) }
                     gone.append(session)
                 }
             }
@@ -126,22 +126,16 @@ final class CachedNextHopSession: NextHopSession {
     let inner: any NextHopSession
     let loop: any EventLoop
     let opened: NIODeadline
-    let isReused: Bool
 
-    init(_ inner: any NextHopSession, loop: any EventLoop, opened: NIODeadline, reused: Bool) {
+    init(_ inner: any NextHopSession, loop: any EventLoop, opened: NIODeadline) {
         self.inner = inner
         self.loop = loop
         self.opened = opened
-        self.isReused = reused
-    }
-
-    /// The same session, marked as reused for its next client.
-    func reusedCopy() -> CachedNextHopSession {
-        CachedNextHopSession(inner, loop: loop, opened: opened, reused: true)
     }
 
     var capabilities: SMTPCapabilities { inner.capabilities }
     var isUsable: Bool { inner.isUsable }
+    var hasCarriedMail: Bool { inner.hasCarriedMail }
 
     func mail(
         from: String, parameters: [SMTPParameter], client: ClientIdentity,

@@ -266,6 +266,7 @@ final class SMTPNextHopSession: NextHopSession {
         /// session speaks for that client, and Postfix no longer lists XCLIENT in its EHLO reply.
         var xclientTaken: [String]?
         var warnedUnsupported = false
+        var carriedMail = false
     }
 
     init(
@@ -284,6 +285,8 @@ final class SMTPNextHopSession: NextHopSession {
     var capabilities: SMTPCapabilities { state.withLockedValue { $0.capabilities } }
 
     var isUsable: Bool { !broken.withLockedValue { $0 } && connection.isActive }
+
+    var hasCarriedMail: Bool { state.withLockedValue { $0.carriedMail } }
 
     private func command(_ command: SMTPCommand, what: String) async -> SMTPReply {
         do {
@@ -322,7 +325,11 @@ final class SMTPNextHopSession: NextHopSession {
         }
         do {
             var replies: [SMTPReply]
-            if capabilities.pipelining {
+            let pipelining = state.withLockedValue { state in
+                state.carriedMail = true
+                return state.capabilities.pipelining
+            }
+            if pipelining {
                 // One write, one round trip for the whole group.
                 var group = ByteBufferAllocator().buffer(capacity: 128 * commands.count)
                 for command in commands { command.write(into: &group) }

@@ -64,8 +64,6 @@ struct InboundSession {
     private var chunkRefusal: SMTPReply?
     /// When the next hop last heard from this session during the message's content (`timeouts.next_hop_keepalive`).
     private var nextHopQuietSince = NIODeadline.now()
-    /// Whether `downstream` has carried a MAIL of this session.
-    private var downstreamCarriedMail = false
     private var transactionOpen = false {
         didSet { if !transactionOpen { drain.leaveTransaction() } }
     }
@@ -429,12 +427,11 @@ struct InboundSession {
             if let failure = await openDownstream() { return (failure, []) }
             guard let current = self.downstream else { return (NextHopReplies.unavailable("no connection"), []) }
             downstream = current
-            carriedMail = downstream.isReused || downstreamCarriedMail
+            carriedMail = downstream.hasCarriedMail
             if attempts == 0 && downstream.capabilities.pipelining { group = pipelinedRecipients(downstream) }
             answers = await downstream.mail(
                 from: from, parameters: forwardedMailParameters(parameters, downstream), client: identity,
                 recipients: group.map { (to: $0.to, parameters: $0.parameters) })
-            downstreamCarriedMail = true
             attempts += 1
         } while attempts < 2 && carriedMail && !downstream.isUsable
         let reply = answers[0]
@@ -463,7 +460,6 @@ struct InboundSession {
         if downstream == nil {
             do {
                 downstream = try await context.nextHop.connect(on: eventLoop)
-                downstreamCarriedMail = false
             } catch {
                 logger.warning("next hop unavailable", metadata: ["error": "\(error)"])
                 session.mailResult(accepted: false)

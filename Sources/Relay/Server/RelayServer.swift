@@ -153,14 +153,13 @@ public final class RelayServer: Service, Sendable {
     /// Why a new connection is refused, if it is: a client outside `client_networks` (unless AUTH may let it in),
     /// or over `max_connections` (`open` counts it) or `max_connections_per_client`.
     private static func refusal(
-        peer: SocketAddress?, trusted: Bool, open: Int, fromClient: Int, context: RelayContext
+        from clientAddress: String, trusted: Bool, open: Int, fromClient: Int, context: RelayContext
     ) -> (SMTPReply, RelayMetrics.RefusalReason)? {
         let configuration = context.configuration
         // With AUTH, clients from elsewhere may connect, but must authenticate before MAIL (submission).
-        if !trusted && context.security.passwords == nil, let peer {
+        if !trusted && context.security.passwords == nil {
             let reply = SMTPReply(
-                code: 554, EnhancedStatusCode(5, 7, 1),
-                "\(configuration.hostname) access denied for \(peer.ipAddress ?? "?")")
+                code: 554, EnhancedStatusCode(5, 7, 1), "\(configuration.hostname) access denied for \(clientAddress)")
             return (reply, .access)
         }
         if open > configuration.limits.maxConnections {
@@ -173,7 +172,7 @@ public final class RelayServer: Service, Sendable {
         if perClient > 0 && fromClient > perClient {
             let reply = SMTPReply(
                 code: 421, EnhancedStatusCode(4, 7, 0),
-                "\(configuration.hostname) too many connections from \(peer?.ipAddress ?? "?"), try again later")
+                "\(configuration.hostname) too many connections from \(clientAddress), try again later")
             return (reply, .perClient)
         }
         return nil
@@ -312,7 +311,7 @@ public final class RelayServer: Service, Sendable {
         let trusted =
             peer.map { peer in context.configuration.clientNetworks.contains(where: { $0.contains(peer) }) } ?? true
         if let (refusal, reason) = Self.refusal(
-            peer: peer, trusted: trusted, open: count, fromClient: fromClient, context: context)
+            from: clientAddress, trusted: trusted, open: count, fromClient: fromClient, context: context)
         {
             context.metrics.connectionRefused(reason)
             context.logger.notice(
