@@ -23,6 +23,16 @@ struct NextHopReuseTests {
         return record.events.filter { $0.event == "acked" && acked.contains($0.message ?? -1) }.map(\.connection)
     }
 
+    /// The hop's record once it shows an acknowledgement for each token. The hop logs "acked" after writing its
+    /// 250, so the relay's reply to the client, and the client's QUIT, can come before that line is on disk.
+    static func record(_ hopDir: URL, acking tokens: [String]) throws -> Hop {
+        _ = H.wait(seconds: 5) {
+            guard let record = try? Hop(hopDir) else { return false }
+            return tokens.allSatisfy { !ackedOn(record, token: $0).isEmpty }
+        }
+        return try Hop(hopDir)
+    }
+
     /// Three clients one after another, each with one message and QUIT: the second takes the connection the
     /// first left; the third comes after `next_hop_idle` (1 s) has closed it with QUIT, and gets a new one.
     @Test func aLaterClientTakesTheConnectionAnEarlierOneLeft() throws {
@@ -44,7 +54,7 @@ struct NextHopReuseTests {
             told.append(FaultInjectionTests.transact(port, Mail.message(token: "reuse-\(token)", body: "Reuse.\r\n")))
         }
         #expect(told.map(FaultInjectionTests.outcome) == [2, 2, 2], "\(told)")
-        let record = try Hop(hopDir)
+        let record = try Self.record(hopDir, acking: ["reuse-first", "reuse-second", "reuse-third"])
         let first = Self.ackedOn(record, token: "reuse-first")
         let second = Self.ackedOn(record, token: "reuse-second")
         let third = Self.ackedOn(record, token: "reuse-third")
@@ -89,7 +99,7 @@ struct NextHopReuseTests {
         let second = FaultInjectionTests.transact(port, Mail.message(token: "lost-second", body: "Lost.\r\n"))
         #expect(FaultInjectionTests.outcome(first) == 2, "\(first)")
         #expect(FaultInjectionTests.outcome(second) == 2, "\(second)")
-        let record = try Hop(hopDir)
+        let record = try Self.record(hopDir, acking: ["lost-first", "lost-second"])
         let connections = Self.mailConnections(record)
         // The first connection got the second client's MAIL and was reset; a third one carried its message.
         #expect(connections.count == 2, "\(connections)")
@@ -127,8 +137,9 @@ struct NextHopReuseTests {
             #expect(try client.command("QUIT").code == 221)
             Thread.sleep(forTimeInterval: 0.3)
         }
-        let first = try Self.ackedOn(Hop(hopDir), token: "cap-0")
-        let second = try Self.ackedOn(Hop(hopDir), token: "cap-1")
+        let capped = try Self.record(hopDir, acking: ["cap-0", "cap-1"])
+        let first = Self.ackedOn(capped, token: "cap-0")
+        let second = Self.ackedOn(capped, token: "cap-1")
         #expect(first.count == 1 && second.count == 1 && first != second, "\(first) \(second)")
         func quitOn(_ connection: Int?) throws -> Bool {
             try Hop(hopDir).events.contains { $0.connection == connection && $0.line?.hasPrefix("QUIT") == true }
@@ -137,7 +148,7 @@ struct NextHopReuseTests {
         #expect(try !quitOn(second.first), "the connection within the cap was closed")
         let third = FaultInjectionTests.transact(port, Mail.message(token: "cap-2", body: "Capped.\r\n"))
         #expect(FaultInjectionTests.outcome(third) == 2, "\(third)")
-        #expect(try Self.ackedOn(Hop(hopDir), token: "cap-2") == second)
+        #expect(try Self.ackedOn(Self.record(hopDir, acking: ["cap-2"]), token: "cap-2") == second)
         #expect(relay.process.isRunning, "signet exited: \(relay.output)")
     }
 
@@ -168,7 +179,7 @@ struct NextHopReuseTests {
             #expect(reply.code == 250, "\(reply)")
             #expect(try client.command("QUIT").code == 221)
         }
-        let record = try Hop(hopDir)
+        let record = try Self.record(hopDir, acking: ["xc-0", "xc-1"])
         let first = Self.ackedOn(record, token: "xc-0")
         let second = Self.ackedOn(record, token: "xc-1")
         #expect(first.count == 1 && second.count == 1 && first != second, "\(first) \(second)")
@@ -202,7 +213,9 @@ struct NextHopReuseTests {
             #expect(reply.code == 250, "\(reply)")
         }
         for client in clients { #expect(try client.command("QUIT").code == 221) }
-        let kept = try (0..<3).flatMap { try Self.ackedOn(Hop(hopDir), token: "stop-\($0)") }
+        let tokens = (0..<3).map { "stop-\($0)" }
+        let acks = try Self.record(hopDir, acking: tokens)
+        let kept = tokens.flatMap { Self.ackedOn(acks, token: $0) }
         #expect(Set(kept).count == 3, "\(kept)")
         func quits() throws -> Set<Int> {
             Set(try Hop(hopDir).events.filter { $0.line?.hasPrefix("QUIT") == true }.map(\.connection))
