@@ -238,7 +238,11 @@ public final class RelayServer: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await self.learnNextHopCapabilities() }
                 for listener in listening {
-                    group.addTask { try await self.accept(on: listener) }
+                    // On the listener's loop, where its connections arrive: on the cooperative pool, every
+                    // accepted connection would wake a pool thread between two event-loop threads.
+                    group.addTask(executorPreference: EventLoopTaskExecutor(listener.channel.eventLoop)) {
+                        try await self.accept(on: listener)
+                    }
                 }
             }
         } onGracefulShutdown: {
@@ -325,10 +329,12 @@ public final class RelayServer: Service, Sendable {
         defer { context.metrics.connectionClosed() }
         let timer: ClientTimer
         do {
-            timer = try await channel.eventLoop.submit {
+            let findTimer: @Sendable () throws -> ClientTimer = {
                 let handler = try channel.pipeline.syncOperations.handler(type: ClientTimeoutHandler.self)
                 return ClientTimer(handler: handler, eventLoop: channel.eventLoop)
-            }.get()
+            }
+            // The session runs on its connection's loop, so the look-up needs no trip through the loop's queue.
+            timer = try channel.eventLoop.inEventLoop ? findTimer() : await channel.eventLoop.submit(findTimer).get()
         } catch {
             return  // the connection closed before its session began
         }
