@@ -66,6 +66,40 @@ struct RelayCommandLineTests {
         #expect(try Data(contentsOf: key) == before)
     }
 
+    /// The relay listens with one socket per event loop, sharing the port (SO_REUSEPORT). A second relay started
+    /// on the same port must still fail as with one socket, naming the address, and not take a share of the first
+    /// one's connections.
+    @Test func aSecondRelayOnTheSamePortIsRefused() throws {
+        let setup = try H.Setup("port-in-use")
+        defer { setup.remove() }
+        let (sink, sinkPort, dumps) = try E2E.startSink(try setup.subdirectory("sink"))
+        defer { sink.stop() }
+        let (relay, port) = try E2E.startSignet(setup.dir, nextHop: sinkPort, keys: setup.keys)
+        defer { relay.stop() }
+        let second = try E2E.Running(
+            try Tools.signet,
+            [
+                "run", "--listen", "127.0.0.1:\(port)", "--next-hop", "127.0.0.1:\(sinkPort)", "--domain",
+                "example.com", "--selector", "ed", "--key", setup.keys.ed, "--state-dir",
+                setup.dir.appendingPathComponent("second").path, "--metrics-listen", "",
+            ],
+            log: setup.dir.appendingPathComponent("second.log"))
+        defer { second.stop() }
+        #expect(H.wait(seconds: 20) { !second.process.isRunning }, "a second relay runs on the same port")
+        #expect(!second.process.isRunning && second.process.terminationStatus != 0)
+        #expect(
+            second.output.contains("listen: cannot listen on 127.0.0.1:\(port): Address already in use"),
+            "\(second.output)")
+        // Connections still reach the first relay, over whichever of its sockets the kernel picks.
+        for index in 0..<8 {
+            let client = try H.greetedClient(port)
+            #expect(try H.sendWithData(client, Mail.message(token: "port-\(index)", body: "Mine.\r\n")).code == 250)
+            #expect(try client.command("QUIT").code == 221)
+        }
+        #expect(H.wait(seconds: 10) { ((try? E2E.dumpedMessages(dumps))?.count ?? 0) == 8 })
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
     @Test func checkConfigNamesTheProblem() throws {
         let setup = try H.Setup("check-config")
         defer { setup.remove() }

@@ -5,6 +5,10 @@ import NIOPosix
 import SMTPProtocol
 import ServiceLifecycle
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Listens for SMTP and runs one `InboundSession` per connection; a ServiceLifecycle service, so SIGTERM stops
 /// accepting and lets transactions in flight finish (for at most `timeouts.shutdown_grace` seconds).
 ///
@@ -195,38 +199,30 @@ public final class RelayServer: Service, Sendable {
 
     public func run() async throws {
         let configuration = self.configuration
-        var listeners: [NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>] = []
+        var listeners: [Listener] = []
+        var bound: [SocketAddress] = []
+        // One listening socket per event loop, sharing the port (SO_REUSEPORT): the kernel spreads connections
+        // over them, and each connection is accepted, set up and served on one thread. With one listener, a
+        // connection accepted on one loop and served on another crossed between the threads three times.
+        let loops = Array(group.makeIterator())
         for address in configuration.listen {
-            let listener = try await ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.recvAllocator, value: Self.clientReceiveBuffers)
-                .bind(host: address.host, port: address.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        // Timeouts and TLS as configured when the connection arrives, like the rest of its session.
-                        let context = self.current.withLockedValue { $0 }
-                        let timeouts = context.configuration.timeouts
-                        try channel.pipeline.syncOperations.addHandler(
-                            ClientTimeoutHandler(
-                                commandSeconds: timeouts.command, dataSeconds: timeouts.dataBlock,
-                                minDataRate: timeouts.minDataRate,
-                                onTimeout: { [metrics = context.metrics] phase in metrics.clientTimedOut(phase) })
-                        )
-                        if context.security.serverTLS != nil {
-                            var logger = context.logger
-                            logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
-                            try channel.pipeline.syncOperations.addHandler(
-                                StartTLSHandler(logger: logger, metrics: context.metrics))
-                        }
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
+            do {
+                let shared = loops.count > 1
+                let port = shared ? try await claim(host: address.host, port: address.port, on: loops[0]) : address.port
+                for loop in loops {
+                    listeners.append(try await bindListener(host: address.host, port: port, on: loop, sharing: shared))
                 }
-            listeners.append(listener)
-            logger.info("listening", metadata: ["address": "\(listener.channel.localAddress.map { "\($0)" } ?? "?")"])
+            } catch {
+                for listener in listeners { try? await listener.channel.close() }
+                let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+                throw ConfigurationError(["listen: cannot listen on \(address): \(reason)"])
+            }
+            if let local = listeners.last?.channel.localAddress {
+                bound.append(local)
+                logger.info("listening", metadata: ["address": "\(local)"])
+            }
         }
         let listening = listeners
-        let bound = listening.compactMap { $0.channel.localAddress }
         boundAddresses.withLockedValue { $0 = bound }
         for waiter in readyPromise.withLockedValue({ waiters in
             defer { waiters = [] }; return waiters
@@ -270,7 +266,54 @@ public final class RelayServer: Service, Sendable {
         try await signerPool.shutdown()
     }
 
-    private func accept(on listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
+    private typealias Listener = NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+
+    /// Binds a listening socket without SO_REUSEPORT and closes it again, returning its port: an address already in
+    /// use (another relay on the same port, say) fails here instead of being shared, and port 0 becomes the one
+    /// port every loop's socket binds.
+    private func claim(host: String, port: Int, on loop: any EventLoop) async throws -> Int {
+        let probe = try await ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port).get()
+        let bound = probe.localAddress?.port ?? port
+        try await probe.close()
+        return bound
+    }
+
+    /// A listening socket on `loop` whose connections stay on that loop.
+    private func bindListener(host: String, port: Int, on loop: any EventLoop, sharing: Bool) async throws -> Listener {
+        try await ServerBootstrap(group: loop)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(
+                ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)),
+                value: sharing ? 1 : 0
+            )
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: Self.clientReceiveBuffers)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Timeouts and TLS as configured when the connection arrives, like the rest of its session.
+                    let context = self.current.withLockedValue { $0 }
+                    let timeouts = context.configuration.timeouts
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientTimeoutHandler(
+                            commandSeconds: timeouts.command, dataSeconds: timeouts.dataBlock,
+                            minDataRate: timeouts.minDataRate,
+                            onTimeout: { [metrics = context.metrics] phase in metrics.clientTimedOut(phase) })
+                    )
+                    if context.security.serverTLS != nil {
+                        var logger = context.logger
+                        logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+                        try channel.pipeline.syncOperations.addHandler(
+                            StartTLSHandler(logger: logger, metrics: context.metrics))
+                    }
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
+    private func accept(on listener: Listener) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             do {
                 try await listener.executeThenClose { connections in
