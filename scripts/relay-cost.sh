@@ -7,6 +7,7 @@
 #   scripts/relay-cost.sh                    # ed25519-sha256, 20000 messages, 50 connections
 #   ALG=rsa-sha256 N=10000 scripts/relay-cost.sh
 #   MALLOCS=1 N=5000 scripts/relay-cost.sh
+#   PER=1 RATE=600 N=6000 scripts/relay-cost.sh   # a new client connection per message
 #
 # Release builds (BENCH_BIN_DIR to use others). Not part of `make test`.
 set -euo pipefail
@@ -39,6 +40,8 @@ wait_port() {
     return 1
 }
 ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# Voluntary and involuntary context switches of all of a process's threads so far.
+switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
 per_message() { echo $(( ($1) * 1000000 / $(getconf CLK_TCK) / N )); }
 port=$((25000 + RANDOM % 5000))
 
@@ -84,10 +87,12 @@ if [ "${MALLOCS:-0}" = 1 ]; then
     sleep 0.5
 fi
 r0=$(ticks "$relay")
+c0=$(switches "$relay")
 u0=$(awk '{ sub(/.*\) /, ""); print $12 }' "/proc/$relay/stat")
 s0=$(ticks "$sink")
 g=$(generate "$relay_port")
 r1=$(ticks "$relay")
+c1=$(switches "$relay")
 u1=$(awk '{ sub(/.*\) /, ""); print $12 }' "/proc/$relay/stat")
 s1=$(ticks "$sink")
 kill "$sink"
@@ -97,7 +102,8 @@ if [ -n "$probe" ]; then
 fi
 echo "generator → relay → sink: generator $(per_message "$g") µs/msg, sink $(per_message "$((s1 - s0))") µs/msg;" \
     "$(grep -E '^elapsed' "$dir/load.out")"
-echo "relay: $(per_message "$((r1 - r0))") µs/msg ($(per_message "$((u1 - u0))") user)"
+echo "relay: $(per_message "$((r1 - r0))") µs/msg ($(per_message "$((u1 - u0))") user)," \
+    "$(awk -v c="$((c1 - c0))" -v n="$N" 'BEGIN { printf "%.1f", c / n }') context switches/msg"
 if [ -n "$probe" ]; then
     count=$(awk -F, '/probe_libjemalloc:malloc/ {print $1}' "$dir/mallocs.csv")
     echo "relay mallocs per message: $(awk -v c="$count" -v n="$N" 'BEGIN { printf "%.1f", c / n }')" \
