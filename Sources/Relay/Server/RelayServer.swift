@@ -274,6 +274,7 @@ public final class RelayServer: Service, Sendable {
     private func claim(host: String, port: Int, on loop: any EventLoop) async throws -> Int {
         let probe = try await ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: false)  // accepts nothing: a client that came is reset, retries
             .bind(host: host, port: port).get()
         let bound = probe.localAddress?.port ?? port
         try await probe.close()
