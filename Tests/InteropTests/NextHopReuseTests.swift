@@ -34,6 +34,31 @@ struct NextHopReuseTests {
         return record
     }
 
+    /// The relay's `signet_next_hop_idle_connections`, read from its metrics endpoint.
+    static func kept(metricsPort: Int) -> Double? {
+        guard let body = try? ObservabilityEndToEndTests.get("/metrics", port: metricsPort).body else { return nil }
+        return ObservabilityEndToEndTests.samples(body)["signet_next_hop_idle_connections"]
+    }
+
+    /// Waits at most 10 s until the relay keeps `count` next-hop connections for the next client. A client's
+    /// connection goes back to the relay just after its 221, so the next client can come before it is kept.
+    static func waitForKept(_ count: Int, metricsPort: Int) -> Bool {
+        H.wait(seconds: 10) { kept(metricsPort: metricsPort) == Double(count) }
+    }
+
+    /// A relay whose next hop is the faulty hop on `hopPort`, with its metrics endpoint: (relay, SMTP port,
+    /// metrics port).
+    static func startRelay(
+        _ setup: H.Setup, hopPort: Int, environment: [String: String]
+    ) throws -> (RelayEndToEndTests.Running, Int, Int) {
+        let metricsPort = RelayEndToEndTests.freePort()
+        var environment = environment
+        environment["SIGNET_METRICS_LISTEN"] = "127.0.0.1:\(metricsPort)"
+        let (relay, port) = try RelayEndToEndTests.startSignet(
+            setup.dir, nextHop: hopPort, keys: setup.keys, environment: environment)
+        return (relay, port, metricsPort)
+    }
+
     /// Three clients one after another, each with one message and QUIT: the second takes the connection the
     /// first left; the third comes after `next_hop_idle` (1 s) has closed it with QUIT, and gets a new one.
     @Test func aLaterClientTakesTheConnectionAnEarlierOneLeft() throws {
@@ -42,17 +67,17 @@ struct NextHopReuseTests {
         let hopDir = try setup.subdirectory("hop")
         let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
         defer { hop.stop() }
-        let metricsPort = RelayEndToEndTests.freePort()
-        let (relay, port) = try RelayEndToEndTests.startSignet(
-            setup.dir, nextHop: hopPort, keys: setup.keys,
-            environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "1", "SIGNET_METRICS_LISTEN": "127.0.0.1:\(metricsPort)"])
+        let (relay, port, metricsPort) = try Self.startRelay(
+            setup, hopPort: hopPort, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "1"])
         defer { relay.stop() }
 
+        #expect(Self.kept(metricsPort: metricsPort) == 0)
         var told: [[String]] = []
         for (index, token) in ["first", "second", "third"].enumerated() {
-            // The relay takes the connection back after its 221; the third client waits out next_hop_idle.
-            Thread.sleep(forTimeInterval: index == 2 ? 2.5 : 0.3)
             told.append(FaultInjectionTests.transact(port, Mail.message(token: "reuse-\(token)", body: "Reuse.\r\n")))
+            #expect(Self.waitForKept(1, metricsPort: metricsPort), "after the \(token) client")
+            // The third client comes once next_hop_idle has closed the connection the first two used.
+            if index == 1 { #expect(Self.waitForKept(0, metricsPort: metricsPort), "kept past next_hop_idle") }
         }
         #expect(told.map(FaultInjectionTests.outcome) == [2, 2, 2], "\(told)")
         let record = try Self.record(hopDir, acking: ["reuse-first", "reuse-second", "reuse-third"])
@@ -67,8 +92,12 @@ struct NextHopReuseTests {
         #expect(metrics[#"signet_next_hop_connections_total{result="reused"}"#] == 1)
         // The start-up look at the next hop's EHLO, the first client's and the third's.
         #expect(metrics[#"signet_next_hop_connections_total{result="success"}"#] == 3)
-        // The idle connection was closed politely, before the third client came.
-        let quit = record.events.contains { $0.connection == first.first && $0.line?.hasPrefix("QUIT") == true }
+        // The idle connection was closed politely (the relay sends that QUIT once it has let the connection go).
+        let quit = H.wait(seconds: 5) {
+            ((try? Hop(hopDir))?.events ?? record.events).contains {
+                $0.connection == first.first && $0.line?.hasPrefix("QUIT") == true
+            }
+        }
         #expect(quit, "no QUIT on the idle connection \(first)")
         let arrived = try ["reuse-first", "reuse-second", "reuse-third"].compactMap { token -> Data? in
             guard let number = record.messages(token: token).acked.first, let wire = record.contents[number] else {
@@ -90,13 +119,12 @@ struct NextHopReuseTests {
         try Data("mail2 reset".utf8).write(to: hopDir.appendingPathComponent("fault"))
         let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
         defer { hop.stop() }
-        let (relay, port) = try RelayEndToEndTests.startSignet(
-            setup.dir, nextHop: hopPort, keys: setup.keys, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        let (relay, port, metricsPort) = try Self.startRelay(
+            setup, hopPort: hopPort, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
         defer { relay.stop() }
 
-        Thread.sleep(forTimeInterval: 0.3)
         let first = FaultInjectionTests.transact(port, Mail.message(token: "lost-first", body: "Lost.\r\n"))
-        Thread.sleep(forTimeInterval: 0.3)
+        #expect(Self.waitForKept(1, metricsPort: metricsPort))
         let second = FaultInjectionTests.transact(port, Mail.message(token: "lost-second", body: "Lost.\r\n"))
         #expect(FaultInjectionTests.outcome(first) == 2, "\(first)")
         #expect(FaultInjectionTests.outcome(second) == 2, "\(second)")
@@ -121,8 +149,8 @@ struct NextHopReuseTests {
         let hopDir = try setup.subdirectory("hop")
         let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
         defer { hop.stop() }
-        let (relay, port) = try RelayEndToEndTests.startSignet(
-            setup.dir, nextHop: hopPort, keys: setup.keys,
+        let (relay, port, metricsPort) = try Self.startRelay(
+            setup, hopPort: hopPort,
             environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30", "SIGNET_LIMITS_MAX_IDLE_NEXT_HOP_CONNECTIONS": "1"])
         defer { relay.stop() }
 
@@ -134,10 +162,9 @@ struct NextHopReuseTests {
             #expect(replies.map(\.code) == [250, 250, 354], "\(replies)")
             #expect(try client.pipeline(Mail.dotStuffed(message), replies: 1)[0].code == 250)
         }
-        for client in clients {
-            #expect(try client.command("QUIT").code == 221)
-            Thread.sleep(forTimeInterval: 0.3)
-        }
+        #expect(try clients[0].command("QUIT").code == 221)
+        #expect(Self.waitForKept(1, metricsPort: metricsPort))
+        #expect(try clients[1].command("QUIT").code == 221)
         let capped = try Self.record(hopDir, acking: ["cap-0", "cap-1"])
         let first = Self.ackedOn(capped, token: "cap-0")
         let second = Self.ackedOn(capped, token: "cap-1")
@@ -147,6 +174,7 @@ struct NextHopReuseTests {
         }
         #expect(H.wait(seconds: 5) { (try? quitOn(first.first)) == true }, "the older kept connection was not closed")
         #expect(try !quitOn(second.first), "the connection within the cap was closed")
+        #expect(Self.kept(metricsPort: metricsPort) == 1)
         let third = FaultInjectionTests.transact(port, Mail.message(token: "cap-2", body: "Capped.\r\n"))
         #expect(FaultInjectionTests.outcome(third) == 2, "\(third)")
         #expect(try Self.ackedOn(Self.record(hopDir, acking: ["cap-2"]), token: "cap-2") == second)
@@ -163,8 +191,8 @@ struct NextHopReuseTests {
         try Data("xclient2 5xx".utf8).write(to: hopDir.appendingPathComponent("fault"))
         let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
         defer { hop.stop() }
-        let (relay, port) = try RelayEndToEndTests.startSignet(
-            setup.dir, nextHop: hopPort, keys: setup.keys,
+        let (relay, port, metricsPort) = try Self.startRelay(
+            setup, hopPort: hopPort,
             environment: [
                 "SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30", "SIGNET_FORWARD_CLIENT_IDENTITY": "xclient",
                 "SIGNET_XCLIENT_NETWORKS": "127.0.0.0/8",
@@ -172,7 +200,7 @@ struct NextHopReuseTests {
         defer { relay.stop() }
 
         for (index, address) in ["192.0.2.55", "192.0.2.66"].enumerated() {
-            Thread.sleep(forTimeInterval: 0.3)
+            if index == 1 { #expect(Self.waitForKept(1, metricsPort: metricsPort)) }
             let client = try H.greetedClient(port)
             #expect(try client.command("XCLIENT ADDR=\(address) NAME=[UNAVAILABLE]").code == 220)
             #expect(try client.command("EHLO mx\(index).sender.example").code == 250)
@@ -205,8 +233,8 @@ struct NextHopReuseTests {
         let hopDir = try setup.subdirectory("hop")
         let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
         defer { hop.stop() }
-        let (relay, port) = try RelayEndToEndTests.startSignet(
-            setup.dir, nextHop: hopPort, keys: setup.keys, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        let (relay, port, metricsPort) = try Self.startRelay(
+            setup, hopPort: hopPort, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
         defer { relay.stop() }
         let clients = try (0..<3).map { _ in try H.greetedClient(port) }
         for (index, client) in clients.enumerated() {
@@ -221,7 +249,7 @@ struct NextHopReuseTests {
         func quits() throws -> Set<Int> {
             Set(try Hop(hopDir).events.filter { $0.line?.hasPrefix("QUIT") == true }.map(\.connection))
         }
-        Thread.sleep(forTimeInterval: 0.3)
+        #expect(Self.waitForKept(3, metricsPort: metricsPort))
         #expect(try quits().isDisjoint(with: kept), "a kept connection was closed before SIGTERM")
         relay.process.terminate()
         #expect(H.wait(seconds: 20) { !relay.process.isRunning }, "signet did not exit on SIGTERM")
@@ -238,8 +266,8 @@ struct NextHopReuseTests {
         let postfix = try PostfixInstance(try setup.subdirectory("postfix"), extraMain: "smtpd_timeout = 2s")
         defer { postfix.stop() }
         try postfix.start()
-        let (relay, port) = try RelayEndToEndTests.startSignet(
-            setup.dir, nextHop: postfix.port, keys: setup.keys, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        let (relay, port, metricsPort) = try Self.startRelay(
+            setup, hopPort: postfix.port, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
         defer { relay.stop() }
         // The relay's start-up look at the next hop's EHLO is a session of its own (EHLO, QUIT); the count of
         // sessions starts after it.
@@ -249,15 +277,19 @@ struct NextHopReuseTests {
 
         var messages: [[UInt8]] = []
         for (index, token) in ["pf-first", "pf-second", "pf-third"].enumerated() {
-            // The third client comes after Postfix has timed out the kept session.
-            Thread.sleep(forTimeInterval: index == 2 ? 4 : 0.3)
             let message = Mail.message(token: token, body: "Reuse with Postfix.\r\n")
             messages.append(message)
             let told = FaultInjectionTests.transact(port, message)
             #expect(FaultInjectionTests.outcome(told) == 2, "\(token): \(told)\n\(postfix.log)")
-            if index == 1 { #expect(sessions() == before + 1, "\(postfix.log)") }
+            if index < 2 { #expect(Self.waitForKept(1, metricsPort: metricsPort), "after \(token)") }
+            if index == 1 {
+                #expect(sessions() == before + 1, "\(postfix.log)")
+                // The third client comes after Postfix has timed out the kept session, long before next_hop_idle:
+                // the relay lets a kept connection go as soon as the next hop closes it.
+                #expect(Self.waitForKept(0, metricsPort: metricsPort), "kept after Postfix closed it")
+            }
         }
-        #expect(postfix.log.contains("timeout after"), "\(postfix.log)")
+        #expect(H.wait(seconds: 5) { postfix.log.contains("timeout after") }, "\(postfix.log)")
         #expect(sessions() == before + 2, "\(postfix.log)")
         let delivered = H.wait(seconds: 30) { ((try? postfix.delivered()) ?? []).count == 3 }
         #expect(delivered, "Postfix did not deliver three messages:\n\(postfix.log)")

@@ -56,7 +56,7 @@ struct RelayPostfixIdentityTests {
             let reply = try H.sendWithData(client, message)
             #expect(reply.code == 250 && reply.text.contains("queued as"), "\(reply)\n\(relay.output)")
             #expect(try client.command("QUIT").code == 221)
-            Thread.sleep(forTimeInterval: 0.3)
+            #expect(NextHopReuseTests.waitForKept(1, metricsPort: metricsPort), "\(relay.output)")
         }
 
         let delivered = H.wait(seconds: 30) { ((try? postfix.delivered()) ?? []).count == 2 }

@@ -95,6 +95,9 @@ public final class RelayMetrics: Sendable {
             help:
                 "Next-hop connections: attempts to open one (success, failure) and kept ones given to a client (reused)."
         ),
+        .init(
+            name: "signet_next_hop_idle_connections",
+            help: "Next-hop connections open now with no client, kept for the next one (timeouts.next_hop_idle)."),
     ]
 
     /// How a TLS handshake ended (for `tlsHandshake(_:)`).
@@ -138,6 +141,7 @@ public final class RelayMetrics: Sendable {
     let signerQueue: Meter
     let agentRestarts: Counter
     let nextHopUp: Meter
+    let nextHopIdle: Meter
     private let labeled = NIOLockedValueBox<[LabelSet: Counter]>([:])
     private let expiries = NIOLockedValueBox<[LabelSet: Meter]>([:])
 
@@ -163,6 +167,7 @@ public final class RelayMetrics: Sendable {
         signerQueue = Meter(label: "signet_signer_pool_queue_depth", factory: factory)
         agentRestarts = Counter(label: "signet_signer_agent_restarts_total", factory: factory)
         nextHopUp = Meter(label: "signet_next_hop_up", factory: factory)
+        nextHopIdle = Meter(label: "signet_next_hop_idle_connections", factory: factory)
         // Every fixed label value exists from the start at 0, so rate() and alerts see the first event.
         for reason in ["access", "limit"] { count("signet_connections_refused_total", ["reason": reason], by: 0) }
         for result in TLSHandshakeResult.allCases {
@@ -270,6 +275,16 @@ public final class RelayMetrics: Sendable {
     /// A client got a next-hop connection an earlier client left (`NextHopConnectionCache`).
     func nextHopConnectionReused() {
         count("signet_next_hop_connections_total", ["result": "reused"])
+    }
+
+    /// The number of kept next-hop connections changed by `change`. A change, not a total: during a reload the
+    /// old cache closes what it kept while the new one already keeps connections.
+    func nextHopIdleConnections(changedBy change: Int) {
+        if change > 0 {
+            nextHopIdle.increment(by: Double(change))
+        } else if change < 0 {
+            nextHopIdle.decrement(by: Double(-change))
+        }
     }
 
     func signature(domain: String, selector: String, algorithm: String, backend: String, succeeded: Bool) {

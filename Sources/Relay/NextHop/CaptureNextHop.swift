@@ -38,6 +38,9 @@ final class CaptureSession: NextHopSession {
 
     var isUsable: Bool { true }
 
+    /// Files have no connection that could close under the session.
+    func whenClosed(_ callback: @escaping @Sendable () -> Void) {}
+
     func mail(
         from: String, parameters: [SMTPParameter], client: ClientIdentity,
         recipients: [(to: String, parameters: [SMTPParameter])]

@@ -24,6 +24,8 @@ protocol NextHopSession: AnyObject, Sendable {
     /// Whether a MAIL has gone over this session (a kept one's earlier client's, or this client's): a session
     /// that did and then fails at MAIL was most likely closed by the next hop while idle, worth one retry.
     var hasCarriedMail: Bool { get }
+    /// Calls `callback` once the connection has closed, by either side (at once if it already has).
+    func whenClosed(_ callback: @escaping @Sendable () -> Void)
     func quit() async
 }
 

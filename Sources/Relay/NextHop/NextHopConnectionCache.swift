@@ -47,14 +47,19 @@ final class NextHopConnectionCache: NextHop {
             metrics.nextHopConnectionReused()
             return found
         }
-        return CachedNextHopSession(
-            try await inner.connect(on: eventLoop), loop: eventLoop, opened: .now())
+        let session = CachedNextHopSession(try await inner.connect(on: eventLoop), loop: eventLoop, opened: .now())
+        // A kept session the next hop closes (its idle timeout) leaves the cache then, not at the next look.
+        session.whenClosed { [weak self, weak session] in
+            guard let self, let session else { return }
+            self.changingIdle { state in state.idle.removeAll { $0.session === session } }
+        }
+        return session
     }
 
     /// The most recently kept usable session, one on `loop` first (a session on another loop costs a thread hop
     /// per command, far less than a new connection); and those found broken on the way, to be closed.
     private func take(preferring loop: any EventLoop) -> (CachedNextHopSession?, [CachedNextHopSession]) {
-        state.withLockedValue { state in
+        changingIdle { state in
             var gone: [CachedNextHopSession] = []
             for sameLoop in [true, false] {
                 var index = state.idle.endIndex
@@ -78,7 +83,7 @@ final class NextHopConnectionCache: NextHop {
             await session.quit()
             return
         }
-        let (id, evicted) = state.withLockedValue { state -> (UInt64?, [CachedNextHopSession]) in
+        let (id, evicted) = changingIdle { state -> (UInt64?, [CachedNextHopSession]) in
             guard state.closing == nil, limits.maxIdle > 0 else { return (nil, []) }
             state.nextID += 1
             state.idle.append(Idle(id: state.nextID, session: session))
@@ -94,9 +99,18 @@ final class NextHopConnectionCache: NextHop {
         session.loop.scheduleTask(in: .seconds(Int64(limits.idleSeconds))) { self.expire(id) }
     }
 
+    /// Runs `body` under the lock and moves `signet_next_hop_idle_connections` by the change in kept sessions.
+    private func changingIdle<Result>(_ body: (inout State) -> Result) -> Result {
+        state.withLockedValue { state in
+            let before = state.idle.count
+            defer { metrics.nextHopIdleConnections(changedBy: state.idle.count - before) }
+            return body(&state)
+        }
+    }
+
     /// Closes the session kept as `id` if it is still unused.
     private func expire(_ id: UInt64) {
-        let expired = state.withLockedValue { state -> CachedNextHopSession? in
+        let expired = changingIdle { state -> CachedNextHopSession? in
             guard let index = state.idle.firstIndex(where: { $0.id == id }) else { return nil }
             return state.idle.remove(at: index).session
         }
@@ -105,7 +119,7 @@ final class NextHopConnectionCache: NextHop {
 
     /// Takes no more sessions and closes those it keeps, all at once; a second call waits for the same QUITs.
     func closeIdleSessions() async {
-        let closing = state.withLockedValue { state -> Task<Void, Never> in
+        let closing = changingIdle { state -> Task<Void, Never> in
             if let closing = state.closing { return closing }
             let kept = state.idle.map(\.session)
             state.idle = []
@@ -136,6 +150,7 @@ final class CachedNextHopSession: NextHopSession {
     var capabilities: SMTPCapabilities { inner.capabilities }
     var isUsable: Bool { inner.isUsable }
     var hasCarriedMail: Bool { inner.hasCarriedMail }
+    func whenClosed(_ callback: @escaping @Sendable () -> Void) { inner.whenClosed(callback) }
 
     func mail(
         from: String, parameters: [SMTPParameter], client: ClientIdentity,

@@ -453,6 +453,10 @@ final class SMTPNextHopSession: NextHopSession {
         }
     }
 
+    func whenClosed(_ callback: @escaping @Sendable () -> Void) {
+        connection.channel.closeFuture.whenComplete { _ in callback() }
+    }
+
     func quit() async {
         if isUsable { _ = await command(.quit, what: "QUIT") }
         connection.close()
