@@ -64,6 +64,7 @@ public enum LoadGenerator {
             )
         )
         let start = ContinuousClock.now
+        let startedAt = Date().timeIntervalSince1970
         let deadline = NIODeadline.now() + .nanoseconds(Int64(options.timeoutSeconds * 1e9))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             for _ in 0..<max(1, min(options.connections, options.messages)) {
@@ -81,7 +82,8 @@ public enum LoadGenerator {
         let elapsed = start.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let (tally, errors) = run.totals
-        return LoadReport(options: options, tally: tally, connectionErrors: errors, elapsedSeconds: seconds)
+        return LoadReport(
+            options: options, tally: tally, connectionErrors: errors, startedAt: startedAt, elapsedSeconds: seconds)
     }
 }
 

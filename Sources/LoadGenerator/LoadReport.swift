@@ -53,12 +53,17 @@ public struct LoadReport: Codable, Sendable {
     public var firstError: String?
     /// Deciding reply code of each attempted message, keyed by the code as text (JSON object keys are strings).
     public var replyCodes: [String: Int]
+    /// When the first connection was started, in seconds since 1970 (with the sink's `lastAnswerAt`, a path's
+    /// end-to-end duration).
+    public var startedAt: Double
     public var elapsedSeconds: Double
     public var messagesPerSecond: Double
     public var bytesPerSecond: Double
     public var latencyMilliseconds: Latency
 
-    init(options: LoadOptions, tally: ConnectionTally, connectionErrors: Int, elapsedSeconds: Double) {
+    init(
+        options: LoadOptions, tally: ConnectionTally, connectionErrors: Int, startedAt: Double, elapsedSeconds: Double
+    ) {
         target = "\(options.host):\(options.port)"
         messages = options.messages
         connections = options.connections
@@ -73,6 +78,7 @@ public struct LoadReport: Codable, Sendable {
         unanswered = tally.unanswered
         self.connectionErrors = connectionErrors
         firstError = tally.error
+        self.startedAt = startedAt
         self.elapsedSeconds = elapsedSeconds
         messagesPerSecond = elapsedSeconds > 0 ? Double(acknowledged) / elapsedSeconds : 0
         bytesPerSecond = elapsedSeconds > 0 ? Double(acknowledgedBytes) / elapsedSeconds : 0

@@ -32,6 +32,9 @@ public final class SinkCounters: Sendable {
     /// Messages whose data ended: numbers them for `refuseEvery` across connections.
     let ended = Atomic<Int>(0)
     let bytes = Atomic<Int>(0)
+    /// When the last message was answered (Unix time, µs), so a run's duration does not include the wait for
+    /// the sink to notice it is done and exit.
+    let lastAnswer = Atomic<Int64>(0)
     let samples = Mutex<[Data]>([])
 
     /// Messages answered at the end of data, accepted or refused.
@@ -41,8 +44,10 @@ public final class SinkCounters: Sendable {
     public func summary(verification: SinkSummary.Verification? = nil) -> SinkSummary {
         SinkSummary(
             connections: connections.load(ordering: .relaxed), accepted: accepted.load(ordering: .relaxed),
-            refused: refused.load(ordering: .relaxed), bytes: bytes.load(ordering: .relaxed), verification: verification
-        )
+            refused: refused.load(ordering: .relaxed), bytes: bytes.load(ordering: .relaxed),
+            lastAnswerAt: lastAnswer.load(ordering: .relaxed) > 0
+                ? Double(lastAnswer.load(ordering: .relaxed)) / 1e6 : nil,
+            verification: verification)
     }
 
     /// The sampled messages, as received (dot-unstuffed).
@@ -70,6 +75,8 @@ public struct SinkSummary: Codable, Sendable {
     public var accepted: Int
     public var refused: Int
     public var bytes: Int
+    /// When the last message was answered, in seconds since 1970 (nil: none was).
+    public var lastAnswerAt: Double?
     public var verification: Verification?
 
     /// One or two lines for a person.
@@ -250,6 +257,7 @@ final class SinkHandler: ChannelInboundHandler {
             counters.accepted.add(1, ordering: .relaxed)
             out.writeStaticString("250 2.0.0 Ok: queued\r\n")
         }
+        counters.lastAnswer.store(Int64(Date().timeIntervalSince1970 * 1e6), ordering: .relaxed)
         if let kept = sample {
             sample = nil
             counters.samples.withLock { samples in

@@ -16,6 +16,7 @@ struct LoadGeneratorTests {
         var connectionErrors: Int
         var replyCodes: [String: Int]
         var messagesPerSecond: Double
+        var startedAt: Double
         var latencyMilliseconds: Latency
     }
 
@@ -25,6 +26,7 @@ struct LoadGeneratorTests {
         var accepted: Int
         var refused: Int
         var bytes: Int
+        var lastAnswerAt: Double?
         var verification: Verification?
     }
 
@@ -70,6 +72,7 @@ struct LoadGeneratorTests {
             setup.dir, nextHop: sinkPort, keys: setup.keys, logLevel: "warning")
         defer { relay.stop() }
         // Sizes in turn, fewer messages per connection than the count so connections are replaced.
+        let launched = Date().timeIntervalSince1970
         let (output, report) = try Self.load([
             "--server", "127.0.0.1:\(relayPort)", "--count", "\(count)", "--connections", "8", "--per-connection", "7",
             "--size", "700,4096,20000",
@@ -79,8 +82,13 @@ struct LoadGeneratorTests {
         #expect(report.replyCodes == ["250": count], "\(report.replyCodes)")
         #expect(report.connectionErrors == 0)
         #expect(report.latencyMilliseconds.p50 > 0 && report.latencyMilliseconds.p50 <= report.latencyMilliseconds.p99)
+        let returned = Date().timeIntervalSince1970
         let summary = try Self.summary(sink)
         #expect(summary.accepted == count && summary.refused == 0, "\(sink.output)")
+        // The run's end-to-end window, as bench-e2e.sh takes it: within the generator's process, and the sink's
+        // last answer came before the generator saw its last reply.
+        let lastAnswer = try #require(summary.lastAnswerAt, "\(sink.output)")
+        #expect(launched <= report.startedAt && report.startedAt < lastAnswer && lastAnswer <= returned)
         // Each message grew by its signatures on the way.
         #expect(summary.bytes > count * (700 + 4096 + 20000) / 3)
         #expect(
