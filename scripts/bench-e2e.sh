@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # (BENCH_BIN_DIR, not SIGNET_*: `signet run` reads every SIGNET_ variable as configuration.)
-N=${N:-5000}
+N=${N:-20000}  # a run of (a) lasts under a second; 5000 messages were too few for it to settle
 C=${C:-50}
 SIZE=${SIZE:-4096}
 PER=${PER:-100}
