@@ -4,6 +4,7 @@ import Foundation
 import MailAuth
 import MailMessage
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// Inbound verification for the relay: DKIM, SPF, DMARC and ARC over the resolver of `dns:`, started as early as
 /// the message allows (SPF at MAIL FROM, key lookups when the header is complete) and collected at the end of data
@@ -31,16 +32,22 @@ struct MessageAuthenticator: Sendable {
     private static let authservIDExcluded = Set("();\"\\".utf8)
 
     /// SPF for MAIL FROM, run while the rest of the transaction arrives; nil without a client address.
-    func startSPF(clientAddress: String?, helo: String?, mailFrom: String) -> Task<SPFResult, Never>? {
+    /// `executor`: the session's event loop, where the checks run (nil: Swift's global pool).
+    func startSPF(
+        clientAddress: String?, helo: String?, mailFrom: String, on executor: EventLoopTaskExecutor? = nil
+    ) -> Task<SPFResult, Never>? {
         guard let clientAddress, let ip = IPAddress(clientAddress) else { return nil }
         let verifier = SPFVerifier(resolver: resolver, receiver: hostname)
         let heloName = helo ?? "unknown"
-        return Task { await verifier.checkMailFrom(clientIP: ip, mailFrom: mailFrom, helo: heloName) }
+        return Task(executorPreference: executor) {
+            await verifier.checkMailFrom(clientIP: ip, mailFrom: mailFrom, helo: heloName)
+        }
     }
 
     /// Reads the header's signatures and ARC chain and starts their key lookups.
     func begin(
-        header: MessageHeader, now: Int, spf: Task<SPFResult, Never>?, seal: SealingPolicy.Match?
+        header: MessageHeader, now: Int, spf: Task<SPFResult, Never>?, seal: SealingPolicy.Match?,
+        on executor: EventLoopTaskExecutor? = nil
     )
         -> MessageAuthentication
     {
@@ -48,16 +55,16 @@ struct MessageAuthenticator: Sendable {
         let plan = verifier.prepare(header, now: now)
         let verification = DKIMVerification(resolver: resolver, verifier: verifier)
         let names = plan.keyNames
-        let dkimKeys = Task { await verification.resolveKeys(names) }
+        let dkimKeys = Task(executorPreference: executor) { await verification.resolveKeys(names) }
         let chain = ARCChain(header: header)
         let validator = ARCValidator()
         let resolver = self.resolver
-        let arcKeys = Task { await validator.lookUpKeys(for: chain, resolver: resolver) }
+        let arcKeys = Task(executorPreference: executor) { await validator.lookUpKeys(for: chain, resolver: resolver) }
         var hasherKeys = plan.bodyHasherKeys + validator.bodyHasherKeys(for: chain)
         if seal != nil { hasherKeys.append(ARCSealer.bodyHasherKey) }
         return MessageAuthentication(
             authenticator: self, header: header, verifier: verifier, plan: plan, dkimKeys: dkimKeys, chain: chain,
-            arcKeys: arcKeys, spf: spf, seal: seal, bodyHasherKeys: hasherKeys)
+            arcKeys: arcKeys, spf: spf, seal: seal, bodyHasherKeys: hasherKeys, executor: executor)
     }
 }
 
@@ -86,6 +93,8 @@ struct MessageAuthentication: Sendable {
     let seal: SealingPolicy.Match?
     /// Body hashes the checks (and a seal) need, added to the message's one `BodyHasherSet`.
     let bodyHasherKeys: [BodyHasher.Key]
+    /// The session's event loop: the lookups, the waits for them and their deadline's timer run there.
+    let executor: EventLoopTaskExecutor?
 
     /// Collects every check; what is not answered by `deadline` is a temperror (a DNS problem never holds the
     /// transaction past the budget).
@@ -96,7 +105,7 @@ struct MessageAuthentication: Sendable {
         var results: [AuthenticationResult] = []
 
         // DKIM: names without an answer by the deadline are temporary failures.
-        let dkimAnswers = await Deadline.value(of: dkimKeys, by: deadline) ?? [:]
+        let dkimAnswers = await Deadline.value(of: dkimKeys, by: deadline, on: executor) ?? [:]
         var resolved = verifier
         resolved.keyLookup = { name in dkimAnswers[name.lowercased()] ?? .temporaryFailure(budget) }
         let dkim = resolved.finish(plan, bodyHashes: bodyHashes)
@@ -117,7 +126,7 @@ struct MessageAuthentication: Sendable {
         // SPF (started at MAIL FROM).
         var spfOutcome: DMARCInput.SPF?
         if let spf {
-            if let result = await Deadline.value(of: spf, by: deadline) {
+            if let result = await Deadline.value(of: spf, by: deadline, on: executor) {
                 let property =
                     result.identity == .mailfrom
                     ? AuthenticationProperty("smtp", "mailfrom", result.sender)
@@ -142,8 +151,8 @@ struct MessageAuthentication: Sendable {
                 },
                 spf: spfOutcome)
             let evaluator = DMARCEvaluator(resolver: authenticator.resolver)
-            let task = Task { await evaluator.evaluate(input) }
-            if let dmarc = await Deadline.value(of: task, by: deadline) {
+            let task = Task(executorPreference: executor) { await evaluator.evaluate(input) }
+            if let dmarc = await Deadline.value(of: task, by: deadline, on: executor) {
                 results.append(dmarc.authenticationResult)
             } else {
                 results.append(
@@ -154,7 +163,7 @@ struct MessageAuthentication: Sendable {
         }
 
         // ARC: the chain as received.
-        let arcAnswers = await Deadline.value(of: arcKeys, by: deadline)
+        let arcAnswers = await Deadline.value(of: arcKeys, by: deadline, on: executor)
         let validator = ARCValidator()
         var keys = arcAnswers ?? [:]
         if arcAnswers == nil {
@@ -181,7 +190,11 @@ struct MessageAuthentication: Sendable {
 /// Waiting for a task's value, but no longer than a deadline.
 enum Deadline {
     /// The task's value, or nil when `deadline` comes first; the task itself runs on (its own DNS timeouts end it).
-    static func value<T: Sendable>(of task: Task<T, Never>, by deadline: ContinuousClock.Instant) async -> T? {
+    /// With `executor`, the deadline is a timer of its event loop and the wait for the value runs there: no task
+    /// and no wake-up on Swift's global pool, and no Dispatch timer, per call.
+    static func value<T: Sendable>(
+        of task: Task<T, Never>, by deadline: ContinuousClock.Instant, on executor: EventLoopTaskExecutor? = nil
+    ) async -> T? {
         let once = NIOLockedValueBox<CheckedContinuation<T?, Never>?>(nil)
         let timer = NIOLockedValueBox<Task<Void, Never>?>(nil)
         return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
@@ -192,6 +205,17 @@ enum Deadline {
                     return current
                 }
                 waiting?.resume(returning: value)
+            }
+            if let executor {
+                let (seconds, attoseconds) = ContinuousClock.now.duration(to: deadline).components
+                let nanoseconds = max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+                let expiry = executor.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { resume(nil) }
+                Task(executorPreference: executor) {
+                    let value = await task.value
+                    resume(value)
+                    expiry.cancel()
+                }
+                return
             }
             timer.withLockedValue {
                 $0 = Task {

@@ -74,6 +74,8 @@ struct InboundSession {
     private let listener: HostPort?
     /// The client connection's loop; the next-hop connection joins it.
     private let eventLoop: (any EventLoop)?
+    /// The same loop as a task executor, for the verification lookups (`MessageAuthenticator`).
+    private let executor: EventLoopTaskExecutor?
     /// MAIL FROM and the accepted RCPT TO of the transaction, as the client sent them (sealing rules, SPF).
     private var envelopeSender = ""
     private var envelopeRecipients: [String] = []
@@ -100,6 +102,7 @@ struct InboundSession {
             address.ipAddress.flatMap { host in address.port.map { HostPort(host: host, port: $0) } }
         }
         self.eventLoop = channel?.eventLoop
+        self.executor = channel.map { EventLoopTaskExecutor($0.eventLoop) }
         self.framer = SMTPServerFramer()
         var capabilities = SMTPCapabilities()
         capabilities.pipelining = true
@@ -445,7 +448,8 @@ struct InboundSession {
             // The client identity is the session's, or what a trusted MTA in front stated with XCLIENT/XFORWARD.
             envelopeSender = sender
             envelopeRecipients = []
-            spfCheck = authenticator.startSPF(clientAddress: identity.address, helo: identity.helo, mailFrom: sender)
+            spfCheck = authenticator.startSPF(
+                clientAddress: identity.address, helo: identity.helo, mailFrom: sender, on: executor)
         }
         return (reply, zip(group, answers.dropFirst()).map { (command: $0.command, reply: $1) })
     }
@@ -534,12 +538,13 @@ struct InboundSession {
             let request = SealingPolicy.Request(
                 listener: listener, recipients: envelopeRecipients, sender: envelopeSender, listID: nil)
             let spf = spfCheck
+            let executor = self.executor
             begin = { header in
                 var request = request
                 request.listID = header.fields(named: "list-id").first?.unfoldedValue
                 return authenticator.begin(
                     header: header, now: Int(Date().timeIntervalSince1970), spf: spf,
-                    seal: authenticator.sealing.match(request))
+                    seal: authenticator.sealing.match(request), on: executor)
             }
         }
         assembler = MessageAssembler(
