@@ -8,7 +8,9 @@
 #   (d) signet-load → Postfix + OpenDKIM milter   → sink     queue on tmpfs, milter on a unix socket
 #   (e) signet-load → Postfix + rspamd milter (DKIM signing only) → sink
 #   (s) signet-load → signet run (rsa-sha256 DKIM + ARC seal, same key; verification from a zone file) → sink
-#       not in the default SCENARIOS: compare with (b), e.g. SCENARIOS="b s" (issue 6: within 2.2x of (b))
+#   (t) the same with the ARC seal only, no DKIM signature (AMS and AS: one private-key operation more than (b))
+#       neither in the default SCENARIOS: compare with (b), e.g. SCENARIOS="b s t" (issue 6: a seal within 2.2x of
+#       (b)); the sink checks their samples' ARC chains with dkimpy's arc_verify as well
 # Throughput is end to end: N divided by the time from the generator's first connection until the sink has
 # answered all N (Postfix acknowledges at queueing, so the generator's own rate would flatter it). Latency is the generator's:
 # MAIL sent to the end-of-data reply; "added" is the difference to (a). "Relay's own added p99" is Signet's
@@ -234,33 +236,36 @@ for s in $SCENARIOS; do
         measure "$relay_port" "$sink_port" "$s" "$pid" "$metrics_port"
         kill "$pid"; wait "$pid" 2>/dev/null || true
         ;;
-    s)
+    s | t)
         next_port relay_port
         next_port metrics_port
+        table="[{from: example.com, keys: [rsa]}]"
+        [ "$s" = t ] && table="[]"
         # The key record as a zone file for dns.zone_file (TXT strings of at most 255 bytes).
         python3 - "$rsa_p" >"$dir/keys.zone" <<'PY'
 import sys
 value = "v=DKIM1; k=rsa; p=" + sys.argv[1]
 print("rsa._domainkey.example.com. TXT " + " ".join('"%s"' % value[i:i + 250] for i in range(0, len(value), 250)))
 PY
-        cat >"$dir/sealed.yaml" <<CF
+        cat >"$dir/sealed-$s.yaml" <<CF
 listen: ["127.0.0.1:$relay_port"]
 next_hop: 127.0.0.1:$sink_port
 metrics_listen: 127.0.0.1:$metrics_port
-state_directory: $dir/state-sealed
+state_directory: $dir/state-sealed-$s
 dns: {zone_file: $dir/keys.zone}
 signing:
   keys: {rsa: {domain: example.com, selector: rsa, key_file: $dir/rsa.pem}}
-  table: [{from: example.com, keys: [rsa]}]
+  table: $table
 arc:
   rules: [{key: rsa, authserv_id: relay.example.com}]
 CF
-        "$signet" run --config "$dir/sealed.yaml" --log-level warning >"$dir/signet-sealed.log" 2>&1 &
+        "$signet" run --config "$dir/sealed-$s.yaml" --log-level warning >"$dir/signet-sealed-$s.log" 2>&1 &
         pid=$!
         pids+=("$pid")
-        echo "== (s) signet-load → signet run (rsa-sha256 DKIM + ARC seal) → sink"
+        if [ "$s" = s ]; then what="rsa-sha256 DKIM + ARC seal"; else what="ARC seal only"; fi
+        echo "== ($s) signet-load → signet run ($what) → sink"
         wait_port "$relay_port" || { cat "$dir"/signet-*.log >&2; exit 1; }
-        measure "$relay_port" "$sink_port" s "$pid" "$metrics_port"
+        measure "$relay_port" "$sink_port" "$s" "$pid" "$metrics_port"
         kill "$pid"; wait "$pid" 2>/dev/null || true
         ;;
     d)
@@ -318,14 +323,14 @@ n, c, size = sys.argv[2:5]
 labels = {"a": "(a) load → sink (plumbing ceiling)", "b": "(b) Signet rsa-sha256", "c": "(c) Signet ed25519-sha256",
           "g": "(g) Signet ed25519-sha256, glibc malloc",
           "d": "(d) Postfix + OpenDKIM rsa-sha256", "e": "(e) Postfix + rspamd rsa-sha256",
-          "s": "(s) Signet rsa-sha256 + ARC seal"}
+          "s": "(s) Signet rsa-sha256 + ARC seal", "t": "(t) Signet ARC seal only (rsa-sha256)"}
 base = rows.get("a")
 import os
 rate = os.environ.get("RATE")
 print(f"{n} messages of {size} bytes, {c} connections, pipelining" + (f", paced at {rate} messages/s" if rate else "") + "\n")
 print("| path | msg/s | acked / received | p50 ms | p99 ms | added p50 / p99 ms | relay's own added p99 ms | peak RSS MiB | CPU µs/msg | verified | ×(a) | ×(d) | ×(e) |")
 print("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-for k in "abcgdes":
+for k in "abcgdest":
     r = rows.get(k)
     if not r: continue
     added = f"{r['p50'] - base['p50']:.2f} / {r['p99'] - base['p99']:.2f}" if base and k != "a" else "–"
@@ -335,9 +340,10 @@ for k in "abcgdes":
     own = f"≤ {r['relay_p99']:g}" if r.get("relay_p99") is not None else "–"
     print(f"| {labels[k]} | {r['rate']:.0f} | {r['acked']} / {r['received']} | {r['p50']:.2f} | {r['p99']:.2f} | {added} | {own} | {rss} | {cpu} | {r['verified']} | {ratio('a')} | {ratio('d')} | {ratio('e')} |")
 print("\nmsg/s over the shell's clock instead (the processes' start and exit and the wait for the sink included): "
-      + ", ".join(f"({k}) {rows[k]['outer_rate']:.0f}" for k in "abcgdes" if k in rows and "outer_rate" in rows[k]))
-if "s" in rows and "b" in rows and rows["s"]["rate"] > 0:
-    b, s = rows["b"], rows["s"]
-    print(f"\nsealed (s) vs signed-only (b): {b['rate'] / s['rate']:.2f}x the time per message, "
-          f"{s['cpu_us'] / max(1, b['cpu_us']):.2f}x the CPU per message")
+      + ", ".join(f"({k}) {rows[k]['outer_rate']:.0f}" for k in "abcgdest" if k in rows and "outer_rate" in rows[k]))
+for k, what in (("s", "signed and sealed (s)"), ("t", "sealed only (t)")):
+    if k in rows and "b" in rows and rows[k]["rate"] > 0:
+        b, s = rows["b"], rows[k]
+        print(f"\n{what} vs signed-only (b): {b['rate'] / s['rate']:.2f}x the time per message, "
+              f"{s['cpu_us'] / max(1, b['cpu_us']):.2f}x the CPU per message")
 PY

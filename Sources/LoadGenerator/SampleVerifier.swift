@@ -1,6 +1,7 @@
 import Foundation
 
-/// Verifies the sink's sampled messages with dkimpy (Debian python3-dkim), an implementation independent of Signet.
+/// Verifies the sink's sampled messages with dkimpy (Debian python3-dkim), an implementation independent of Signet:
+/// every DKIM signature, and the ARC chain (`arc_verify`, cv=pass) of a message that carries one.
 public enum SampleVerifier {
     /// `keyFile` has lines `selector._domainkey.domain<TAB>TXT value`, as OpenDKIM's TestPublicKeys.
     public static func verify(
@@ -53,12 +54,22 @@ public enum SampleVerifier {
         for path in sys.argv[2:]:
             msg = open(path, "rb").read()
             d = dkim.DKIM(msg)
-            count = sum(1 for l in msg.split(b"\\r\\n\\r\\n", 1)[0].split(b"\\r\\n") if l.lower().startswith(b"dkim-signature:"))
-            if count == 0:
-                print(path + "\\tno DKIM-Signature")
+            lines = msg.split(b"\\r\\n\\r\\n", 1)[0].split(b"\\r\\n")
+            count = sum(1 for l in lines if l.lower().startswith(b"dkim-signature:"))
+            sealed = any(l.lower().startswith(b"arc-seal:") for l in lines)
+            if count == 0 and not sealed:
+                print(path + "\\tno DKIM-Signature or ARC-Seal")
                 continue
             bad = [i for i in range(count) if not d.verify(idx=i, dnsfunc=dns)]
-            print(path + ("\\tpass" if not bad else "\\tsignatures %s of %d failed" % (bad, count)))
+            if bad:
+                print(path + "\\tsignatures %s of %d failed" % (bad, count))
+                continue
+            if sealed:
+                cv, _, reason = dkim.arc_verify(msg, dnsfunc=dns)
+                if cv != b"pass":
+                    print(path + "\\tARC cv=%s: %s" % (cv.decode(), reason))
+                    continue
+            print(path + "\\tpass")
         """
 
     struct VerifyError: Error, CustomStringConvertible {
