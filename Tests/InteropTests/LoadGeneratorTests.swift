@@ -96,6 +96,73 @@ struct LoadGeneratorTests {
         )
     }
 
+    /// The benchmark's sealed-only path (bench-e2e.sh (t)): messages with an ARC set and no DKIM-Signature. The
+    /// sink checks their chains with dkimpy's arc_verify: all pass against the sealing key's record, and all fail
+    /// when the record it is given is another key's.
+    @Test func sampledARCChainsAreVerified() throws {
+        let setup = try RelayHarness.Setup("load-arc")
+        defer { setup.remove() }
+        // The relay's own chain validation reads the record from a zone file, as in the benchmark.
+        let record = try #require(
+            try String(contentsOfFile: setup.keys.keyFile, encoding: .utf8).split(separator: "\n")
+                .first { $0.hasPrefix("rsa._domainkey.") })
+        let value = String(record.split(separator: "\t", maxSplits: 1)[1])
+        let zone = setup.dir.appendingPathComponent("keys.zone")
+        let chunks = stride(from: 0, to: value.count, by: 250).map { start -> String in
+            let from = value.index(value.startIndex, offsetBy: start)
+            return "\"" + value[from..<(value.index(from, offsetBy: 250, limitedBy: value.endIndex) ?? value.endIndex)]
+                + "\""
+        }
+        try "rsa._domainkey.example.com. TXT \(chunks.joined(separator: " "))\n".write(
+            to: zone, atomically: true, encoding: .utf8)
+        // Another key's record under the same name, for the sink that must see every chain fail.
+        let other = setup.dir.appendingPathComponent("other.pem").path
+        let keygen = try Tools.run(try Tools.signet, ["keygen", "--algorithm", "rsa-sha256", "--out", other])
+        try #require(keygen.status == 0, "\(keygen.stderr)")
+        let wrongKeys = setup.dir.appendingPathComponent("wrong-keys.txt")
+        try "rsa._domainkey.example.com\tv=DKIM1; k=rsa; p=\(try Tools.publicKeyBase64(privateKeyPEM: other))\n".write(
+            to: wrongKeys, atomically: true, encoding: .utf8)
+
+        for (keyFile, passes) in [(setup.keys.keyFile, true), (wrongKeys.path, false)] {
+            let count = 40
+            let (sink, sinkPort) = try Self.startSink(
+                setup.dir, exitAfter: count, ["--verify-every", "10", "--key-file", keyFile])
+            defer { sink.stop() }
+            let port = E2E.freePort()
+            let config = setup.dir.appendingPathComponent("sealed-\(passes).yaml")
+            try """
+            listen: ["127.0.0.1:\(port)"]
+            next_hop: 127.0.0.1:\(sinkPort)
+            metrics_listen: ""
+            state_directory: \(setup.dir.appendingPathComponent("state-\(passes)").path)
+            dns: {zone_file: \(zone.path)}
+            signing:
+              keys: {rsa: {domain: example.com, selector: rsa, key_file: \(setup.keys.rsa)}}
+              table: []
+            arc:
+              rules: [{key: rsa, authserv_id: relay.example.com}]
+
+            """.write(to: config, atomically: true, encoding: .utf8)
+            let relay = try E2E.Running(
+                try Tools.signet, ["run", "--config", config.path, "--log-level", "warning"],
+                log: setup.dir.appendingPathComponent("signet-\(passes).log"))
+            defer { relay.stop() }
+            try E2E.waitForPort(port)
+            let (output, report) = try Self.load([
+                "--server", "127.0.0.1:\(port)", "--count", "\(count)", "--connections", "4",
+            ])
+            #expect(output.status == 0 && report.acknowledged == count, "\(output.stderr)\n\(relay.output)")
+            let verification = try #require(try Self.summary(sink).verification, "\(sink.output)")
+            #expect(verification.messages == count / 10, "\(sink.output)")
+            if passes {
+                #expect(verification.passed == count / 10 && verification.failed == 0, "\(sink.output)")
+            } else {
+                #expect(verification.passed == 0 && verification.failed == count / 10, "\(sink.output)")
+                #expect(sink.output.contains("ARC cv=fail"), "\(sink.output)")
+            }
+        }
+    }
+
     @Test func refusalsAreCountedByCode() throws {
         let setup = try RelayHarness.Setup("load-refuse")
         defer { setup.remove() }
