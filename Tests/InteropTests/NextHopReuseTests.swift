@@ -34,6 +34,15 @@ struct NextHopReuseTests {
         return record
     }
 
+    /// Whether the hop reads a QUIT on `connection` within 5 s (the relay sends it once it has let the connection go).
+    static func sawQUIT(_ hopDir: URL, on connection: Int?) -> Bool {
+        H.wait(seconds: 5) {
+            ((try? Hop(hopDir))?.events ?? []).contains {
+                $0.connection == connection && $0.line?.hasPrefix("QUIT") == true
+            }
+        }
+    }
+
     /// The relay's `signet_next_hop_idle_connections`, read from its metrics endpoint.
     static func kept(metricsPort: Int) -> Double? {
         guard let body = try? ObservabilityEndToEndTests.get("/metrics", port: metricsPort).body else { return nil }
@@ -92,13 +101,8 @@ struct NextHopReuseTests {
         #expect(metrics[#"signet_next_hop_connections_total{result="reused"}"#] == 1)
         // The start-up look at the next hop's EHLO, the first client's and the third's.
         #expect(metrics[#"signet_next_hop_connections_total{result="success"}"#] == 3)
-        // The idle connection was closed politely (the relay sends that QUIT once it has let the connection go).
-        let quit = H.wait(seconds: 5) {
-            ((try? Hop(hopDir))?.events ?? record.events).contains {
-                $0.connection == first.first && $0.line?.hasPrefix("QUIT") == true
-            }
-        }
-        #expect(quit, "no QUIT on the idle connection \(first)")
+        // The idle connection was closed politely.
+        #expect(Self.sawQUIT(hopDir, on: first.first), "no QUIT on the idle connection \(first)")
         let arrived = try ["reuse-first", "reuse-second", "reuse-third"].compactMap { token -> Data? in
             guard let number = record.messages(token: token).acked.first, let wire = record.contents[number] else {
                 return nil
@@ -222,6 +226,39 @@ struct NextHopReuseTests {
         let mails = record.events.filter { $0.connection == first.first && $0.line?.hasPrefix("MAIL") == true }
         #expect(mails.count == 1, "MAIL after a refused XCLIENT on the kept session")
         #expect(xclients(second.first).first?.contains("ADDR=192.0.2.66") == true, "\(xclients(second.first))")
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
+    /// SIGHUP: the kept connection, opened under the old settings, is closed with QUIT, and the gauge follows the
+    /// old cache and the new one together: 1, then 0 after the reload, then 1 again when the next client leaves.
+    @Test func reloadClosesTheKeptConnectionAndTheGaugeFollows() throws {
+        let setup = try H.Setup("reuse-reload")
+        defer { setup.remove() }
+        let hopDir = try setup.subdirectory("hop")
+        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
+        defer { hop.stop() }
+        let (relay, port, metricsPort) = try Self.startRelay(
+            setup, hopPort: hopPort, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        defer { relay.stop() }
+
+        let first = FaultInjectionTests.transact(port, Mail.message(token: "reload-first", body: "Reload.\r\n"))
+        #expect(FaultInjectionTests.outcome(first) == 2, "\(first)")
+        #expect(Self.waitForKept(1, metricsPort: metricsPort))
+        kill(relay.process.processIdentifier, SIGHUP)
+        #expect(H.wait(seconds: 20) { relay.output.contains("configuration reloaded") }, "\(relay.output)")
+        #expect(Self.waitForKept(0, metricsPort: metricsPort), "kept after the reload")
+        let kept = Self.ackedOn(try Self.record(hopDir, acking: ["reload-first"]), token: "reload-first")
+        #expect(Self.sawQUIT(hopDir, on: kept.first), "no QUIT on the connection kept before the reload \(kept)")
+
+        let second = FaultInjectionTests.transact(port, Mail.message(token: "reload-second", body: "Reload.\r\n"))
+        #expect(FaultInjectionTests.outcome(second) == 2, "\(second)")
+        let again = Self.ackedOn(try Self.record(hopDir, acking: ["reload-second"]), token: "reload-second")
+        #expect(again.count == 1 && again != kept, "\(again) \(kept)")
+        #expect(Self.waitForKept(1, metricsPort: metricsPort), "after the client that came after the reload")
+        // Nothing more moves it: the old cache's close is done, and a gauge set to a total by each cache could
+        // have read 0 or 2 here.
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(Self.kept(metricsPort: metricsPort) == 1)
         #expect(relay.process.isRunning, "signet exited: \(relay.output)")
     }
 
