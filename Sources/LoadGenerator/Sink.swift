@@ -42,11 +42,11 @@ public final class SinkCounters: Sendable {
 
     /// A snapshot for the report.
     public func summary(verification: SinkSummary.Verification? = nil) -> SinkSummary {
-        SinkSummary(
+        let lastAnswer = lastAnswer.load(ordering: .relaxed)
+        return SinkSummary(
             connections: connections.load(ordering: .relaxed), accepted: accepted.load(ordering: .relaxed),
             refused: refused.load(ordering: .relaxed), bytes: bytes.load(ordering: .relaxed),
-            lastAnswerAt: lastAnswer.load(ordering: .relaxed) > 0
-                ? Double(lastAnswer.load(ordering: .relaxed)) / 1e6 : nil,
+            lastAnswerAt: lastAnswer > 0 ? Double(lastAnswer) / 1e6 : nil,
             verification: verification)
     }
 

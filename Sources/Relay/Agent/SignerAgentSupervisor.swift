@@ -72,7 +72,7 @@ public final class SignerAgentSupervisor: Service, Sendable {
     /// `timeout` bounds each signing request (and an agent's start).
     public init(group: any EventLoopGroup, timeout: Duration, metrics: RelayMetrics, logger: Logger) {
         self.group = group
-        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        self.timeout = TimeAmount(timeout)
         self.metrics = metrics
         self.logger = logger
     }

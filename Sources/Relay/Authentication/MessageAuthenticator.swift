@@ -196,7 +196,6 @@ enum Deadline {
         of task: Task<T, Never>, by deadline: ContinuousClock.Instant, on executor: EventLoopTaskExecutor? = nil
     ) async -> T? {
         let once = NIOLockedValueBox<CheckedContinuation<T?, Never>?>(nil)
-        let timer = NIOLockedValueBox<Task<Void, Never>?>(nil)
         return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
             once.withLockedValue { $0 = continuation }
             @Sendable func resume(_ value: T?) {
@@ -207,9 +206,8 @@ enum Deadline {
                 waiting?.resume(returning: value)
             }
             if let executor {
-                let (seconds, attoseconds) = ContinuousClock.now.duration(to: deadline).components
-                let nanoseconds = max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-                let expiry = executor.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { resume(nil) }
+                let left = TimeAmount(ContinuousClock.now.duration(to: deadline))
+                let expiry = executor.eventLoop.scheduleTask(in: left) { resume(nil) }
                 Task(executorPreference: executor) {
                     let value = await task.value
                     resume(value)
@@ -217,6 +215,7 @@ enum Deadline {
                 }
                 return
             }
+            let timer = NIOLockedValueBox<Task<Void, Never>?>(nil)
             timer.withLockedValue {
                 $0 = Task {
                     try? await Task.sleep(until: deadline, clock: .continuous)
