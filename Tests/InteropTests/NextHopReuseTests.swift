@@ -68,17 +68,49 @@ struct NextHopReuseTests {
         return (relay, port, metricsPort)
     }
 
+    /// The faulty hop (with `fault` written to its fault file, if given) and a relay in front of it with its metrics
+    /// endpoint, in a folder of their own; `stop()` ends both and removes the folder.
+    struct HopAndRelay {
+        let setup: H.Setup
+        let hopDir: URL
+        let hop: RelayEndToEndTests.Running
+        let relay: RelayEndToEndTests.Running
+        let port: Int
+        let metricsPort: Int
+
+        init(_ name: String, fault: String? = nil, environment: [String: String]) throws {
+            setup = try H.Setup(name)
+            do {
+                hopDir = try setup.subdirectory("hop")
+                if let fault { try Data(fault.utf8).write(to: hopDir.appendingPathComponent("fault")) }
+                let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
+                self.hop = hop
+                do {
+                    (relay, port, metricsPort) = try NextHopReuseTests.startRelay(
+                        setup, hopPort: hopPort, environment: environment)
+                } catch {
+                    hop.stop()
+                    throw error
+                }
+            } catch {
+                setup.remove()
+                throw error
+            }
+        }
+
+        func stop() {
+            relay.stop()
+            hop.stop()
+            setup.remove()
+        }
+    }
+
     /// Three clients one after another, each with one message and QUIT: the second takes the connection the
     /// first left; the third comes after `next_hop_idle` (1 s) has closed it with QUIT, and gets a new one.
     @Test func aLaterClientTakesTheConnectionAnEarlierOneLeft() throws {
-        let setup = try H.Setup("reuse-hop")
-        defer { setup.remove() }
-        let hopDir = try setup.subdirectory("hop")
-        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
-        defer { hop.stop() }
-        let (relay, port, metricsPort) = try Self.startRelay(
-            setup, hopPort: hopPort, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "1"])
-        defer { relay.stop() }
+        let run = try HopAndRelay("reuse-hop", environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "1"])
+        defer { run.stop() }
+        let (setup, hopDir, relay, port, metricsPort) = (run.setup, run.hopDir, run.relay, run.port, run.metricsPort)
 
         #expect(Self.kept(metricsPort: metricsPort) == 0)
         var told: [[String]] = []
@@ -117,15 +149,10 @@ struct NextHopReuseTests {
     /// A kept connection that dies at its next MAIL (the next hop closed it while idle, and the close crossed the
     /// new client's command): the relay goes again on a new connection, and the client gets 250, once.
     @Test func aKeptConnectionLostAtMAILIsReplacedUnseen() throws {
-        let setup = try H.Setup("reuse-lost")
-        defer { setup.remove() }
-        let hopDir = try setup.subdirectory("hop")
-        try Data("mail2 reset".utf8).write(to: hopDir.appendingPathComponent("fault"))
-        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
-        defer { hop.stop() }
-        let (relay, port, metricsPort) = try Self.startRelay(
-            setup, hopPort: hopPort, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
-        defer { relay.stop() }
+        let run = try HopAndRelay(
+            "reuse-lost", fault: "mail2 reset", environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        defer { run.stop() }
+        let (hopDir, relay, port, metricsPort) = (run.hopDir, run.relay, run.port, run.metricsPort)
 
         let first = FaultInjectionTests.transact(port, Mail.message(token: "lost-first", body: "Lost.\r\n"))
         #expect(Self.waitForKept(1, metricsPort: metricsPort))
@@ -148,15 +175,11 @@ struct NextHopReuseTests {
     /// other. The first one's connection is kept; the second one's would make two, so the older goes with QUIT
     /// long before `next_hop_idle` (30 s), and a third client takes the one kept.
     @Test func keptConnectionsAreCapped() throws {
-        let setup = try H.Setup("reuse-cap")
-        defer { setup.remove() }
-        let hopDir = try setup.subdirectory("hop")
-        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
-        defer { hop.stop() }
-        let (relay, port, metricsPort) = try Self.startRelay(
-            setup, hopPort: hopPort,
+        let run = try HopAndRelay(
+            "reuse-cap",
             environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30", "SIGNET_LIMITS_MAX_IDLE_NEXT_HOP_CONNECTIONS": "1"])
-        defer { relay.stop() }
+        defer { run.stop() }
+        let (hopDir, relay, port, metricsPort) = (run.hopDir, run.relay, run.port, run.metricsPort)
 
         let clients = try [H.greetedClient(port), H.greetedClient(port)]
         for (index, client) in clients.enumerated() {
@@ -189,19 +212,14 @@ struct NextHopReuseTests {
     /// last. A next hop that refuses the next client's XCLIENT on it must not get that client's mail in the first
     /// one's name: the relay closes the session and goes again on a new connection, where the XCLIENT is taken.
     @Test func aKeptSessionThatRefusesTheNextClientsXCLIENTIsReplaced() throws {
-        let setup = try H.Setup("reuse-xclient")
-        defer { setup.remove() }
-        let hopDir = try setup.subdirectory("hop")
-        try Data("xclient2 5xx".utf8).write(to: hopDir.appendingPathComponent("fault"))
-        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
-        defer { hop.stop() }
-        let (relay, port, metricsPort) = try Self.startRelay(
-            setup, hopPort: hopPort,
+        let run = try HopAndRelay(
+            "reuse-xclient", fault: "xclient2 5xx",
             environment: [
                 "SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30", "SIGNET_FORWARD_CLIENT_IDENTITY": "xclient",
                 "SIGNET_XCLIENT_NETWORKS": "127.0.0.0/8",
             ])
-        defer { relay.stop() }
+        defer { run.stop() }
+        let (hopDir, relay, port, metricsPort) = (run.hopDir, run.relay, run.port, run.metricsPort)
 
         for (index, address) in ["192.0.2.55", "192.0.2.66"].enumerated() {
             if index == 1 { #expect(Self.waitForKept(1, metricsPort: metricsPort)) }
@@ -232,14 +250,9 @@ struct NextHopReuseTests {
     /// SIGHUP: the kept connection, opened under the old settings, is closed with QUIT, and the gauge follows the
     /// old cache and the new one together: 1, then 0 after the reload, then 1 again when the next client leaves.
     @Test func reloadClosesTheKeptConnectionAndTheGaugeFollows() throws {
-        let setup = try H.Setup("reuse-reload")
-        defer { setup.remove() }
-        let hopDir = try setup.subdirectory("hop")
-        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
-        defer { hop.stop() }
-        let (relay, port, metricsPort) = try Self.startRelay(
-            setup, hopPort: hopPort, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
-        defer { relay.stop() }
+        let run = try HopAndRelay("reuse-reload", environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        defer { run.stop() }
+        let (hopDir, relay, port, metricsPort) = (run.hopDir, run.relay, run.port, run.metricsPort)
 
         let first = FaultInjectionTests.transact(port, Mail.message(token: "reload-first", body: "Reload.\r\n"))
         #expect(FaultInjectionTests.outcome(first) == 2, "\(first)")
@@ -265,14 +278,9 @@ struct NextHopReuseTests {
     /// SIGTERM: the kept connections (three, from three clients at once) are closed with QUIT before the relay
     /// exits, though `next_hop_idle` has 30 s to go.
     @Test func shutdownClosesKeptConnectionsWithQUIT() throws {
-        let setup = try H.Setup("reuse-stop")
-        defer { setup.remove() }
-        let hopDir = try setup.subdirectory("hop")
-        let (hop, hopPort) = try FaultInjectionTests.startHop(hopDir)
-        defer { hop.stop() }
-        let (relay, port, metricsPort) = try Self.startRelay(
-            setup, hopPort: hopPort, environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
-        defer { relay.stop() }
+        let run = try HopAndRelay("reuse-stop", environment: ["SIGNET_TIMEOUTS_NEXT_HOP_IDLE": "30"])
+        defer { run.stop() }
+        let (hopDir, relay, port, metricsPort) = (run.hopDir, run.relay, run.port, run.metricsPort)
         let clients = try (0..<3).map { _ in try H.greetedClient(port) }
         for (index, client) in clients.enumerated() {
             let reply = try H.sendWithData(client, Mail.message(token: "stop-\(index)", body: "Stop.\r\n"))
