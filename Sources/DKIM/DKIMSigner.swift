@@ -182,7 +182,7 @@ public final class DKIMSigner: Sendable {
 
         var unsigned = writer
         unsigned.appendBase64("b", "")
-        let unsignedField = ByteBuffer(string: unsigned.text)
+        let unsignedField = ByteBuffer(bytes: unsigned.bytes)
         let digest = HeaderHasher.digest(
             signedFields: signedFields,
             signatureField: unsignedField,

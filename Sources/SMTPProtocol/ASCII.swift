@@ -1,5 +1,13 @@
 // Byte constants and classes shared by the parsers; SMTP syntax is defined over ASCII octets.
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 extension UInt8 {
     static let cr = UInt8(ascii: "\r")
     static let lf = UInt8(ascii: "\n")
@@ -30,4 +38,15 @@ extension Collection<UInt8> {
 extension StringProtocol {
     /// Whether any character is outside ASCII (RFC 6531 addresses need SMTPUTF8).
     var containsNonASCII: Bool { utf8.contains { $0 >= 0x80 } }
+}
+
+extension UnsafeRawBufferPointer {
+    /// The offset of the first LF at or after `start`, or nil. memchr rather than `firstIndex(of:)`: the line scans
+    /// of DATA content run over every byte of every message, and the generic search goes byte by byte (about 1.3% of
+    /// a relayed message's CPU, where memchr is vectorised).
+    func firstLineFeed(from start: Int) -> Int? {
+        guard start < count, let base = baseAddress, let found = memchr(base + start, Int32(UInt8.lf), count - start)
+        else { return nil }
+        return UnsafeRawPointer(found) - base
+    }
 }

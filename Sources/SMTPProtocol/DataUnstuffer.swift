@@ -51,7 +51,7 @@ struct DataUnstuffer: Sendable {
                     }
                     atLineStart = false
                 }
-                guard let lf = bytes[index...].firstIndex(of: .lf) else {
+                guard let lf = bytes.firstLineFeed(from: index) else {
                     afterCR = bytes[bytes.count - 1] == .cr
                     return (bytes.count, false)
                 }

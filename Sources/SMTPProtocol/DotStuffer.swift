@@ -40,7 +40,7 @@ public struct DotStuffer: Sendable {
             while index < bytes.count {
                 if atLineStart && bytes[index] == .dot { dots.append(index) }
                 atLineStart = false
-                guard let lf = bytes[index...].firstIndex(of: .lf) else {
+                guard let lf = bytes.firstLineFeed(from: index) else {
                     afterCR = bytes[bytes.count - 1] == .cr
                     return dots
                 }
