@@ -139,14 +139,9 @@ struct InboundSession {
     }
 
     /// Runs the session until the client quits or goes away.
-    mutating func run(
-        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    )
-        async throws
-    {
-        let replies = ReplyWriter(outbound: outbound)
+    mutating func run(on client: ClientStreamHandler) async throws {
+        let replies = ReplyWriter(client: client)
         try await replies.send(session.greeting())
-        var iterator = inbound.makeAsyncIterator()
         defer { logger.debug("session ended") }
         reading: while true {
             while let frame = nextFrame() {
@@ -164,7 +159,7 @@ struct InboundSession {
             case .messageData, .chunk: timer.enter(.data)
             default: timer.enter(.command)
             }
-            guard var chunk = try await iterator.next() else { break }
+            guard var chunk = try await client.next() else { break }
             guard security.plaintextGuard.admit(&chunk) else { continue }
             if pending.readableBytes == 0 {
                 pending = chunk  // no copy: frames are slices of what arrived
@@ -769,13 +764,13 @@ struct InboundSession {
 
 /// Buffers replies so a pipelined group is answered in one write.
 struct ReplyWriter {
-    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    let client: ClientStreamHandler
     private let buffer = Box()
 
     private final class Box { var pending = ByteBuffer() }
 
-    init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
-        self.outbound = outbound
+    init(client: ClientStreamHandler) {
+        self.client = client
     }
 
     func send(_ reply: SMTPReply) async throws {
@@ -788,6 +783,6 @@ struct ReplyWriter {
         guard buffer.pending.readableBytes > 0 else { return }
         let out = buffer.pending
         buffer.pending = ByteBuffer()
-        try await outbound.write(out)
+        try await client.write(out)
     }
 }

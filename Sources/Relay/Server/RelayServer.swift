@@ -266,7 +266,7 @@ public final class RelayServer: Service, Sendable {
         try await signerPool.shutdown()
     }
 
-    private typealias Listener = NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    private typealias Listener = NIOAsyncChannel<ClientConnection, Never>
 
     /// Binds a listening socket without SO_REUSEPORT and closes it again, returning its port: an address already in
     /// use (another relay on the same port, say) fails here instead of being shared, and port 0 becomes the one
@@ -309,7 +309,7 @@ public final class RelayServer: Service, Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             StartTLSHandler(logger: logger, metrics: context.metrics))
                     }
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    return try ClientConnection.wrapping(channel)
                 }
             }
     }
@@ -331,7 +331,7 @@ public final class RelayServer: Service, Sendable {
         }
     }
 
-    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+    private func serve(_ connection: ClientConnection) async {
         let channel = connection.channel
         let peer = channel.remoteAddress
         let context = current.withLockedValue { $0 }
@@ -364,9 +364,8 @@ public final class RelayServer: Service, Sendable {
             context.metrics.connectionRefused(reason)
             context.logger.notice(
                 "connection refused", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "reply": "\(refusal.code)"])
-            try? await connection.executeThenClose { _, outbound in
-                try await outbound.write(refusal.encoded())
-            }
+            try? await channel.writeAndFlush(refusal.encoded())
+            try? await channel.close()
             return
         }
         context.metrics.connectionOpened()
@@ -385,12 +384,11 @@ public final class RelayServer: Service, Sendable {
         var session = InboundSession(
             context: context, peer: peer, timer: timer, drain: drain, channel: channel, trusted: trusted)
         do {
-            try await connection.executeThenClose { inbound, outbound in
-                try await session.run(inbound: inbound, outbound: outbound)
-            }
+            try await session.run(on: connection.stream)
         } catch {
             context.logger.debug("session ended with an error", metadata: ["error": "\(error)"])
         }
+        try? await channel.close()
     }
 }
 
