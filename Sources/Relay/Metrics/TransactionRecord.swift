@@ -1,10 +1,13 @@
 import Logging
-import Synchronization
 import SMTPProtocol
+import Synchronization
 
 /// What one transaction did, gathered as it runs, for its metrics and its one log line. Holds no address of the
 /// sender or recipients beyond the sender's domain, and never message content.
-struct TransactionRecord {
+///
+/// A class: the session reads and updates it through an optional at several awaits per message, and as a struct
+/// each read copied every field (about 0.8% of the relay's CPU per message).
+final class TransactionRecord {
     /// Signet's own id for the transaction (it never queues, so it has no queue id): correlates its log line with
     /// the next hop's, whose queue id is in `next_hop_reply`.
     var id: String { String(number & 0xFF_FFFF_FFFF, radix: 16, uppercase: true) }
@@ -29,8 +32,9 @@ struct TransactionRecord {
 
     init(sender: String) {
         number = Self.sequence.wrappingAdd(1, ordering: .relaxed).oldValue
-        if let at = sender.lastIndex(of: "@") {
-            senderDomain = sender[sender.index(after: at)...].lowercased()
+        // In UTF-8: a search by Character decodes grapheme clusters, for every message.
+        if let at = sender.utf8.lastIndex(of: UInt8(ascii: "@")) {
+            senderDomain = sender[sender.utf8.index(after: at)...].lowercased()
         } else {
             senderDomain = sender.isEmpty ? "<>" : "-"
         }
