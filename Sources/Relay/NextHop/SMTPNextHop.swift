@@ -106,24 +106,24 @@ final class SMTPConnection: Sendable {
 
     /// Writes `payload`, then waits for `replies` replies; a timeout closes the connection (its state is unknown).
     func exchange(_ payload: [ByteBuffer], replies: Int, timeout seconds: Int) async throws -> [SMTPReply] {
-        // Sessions run on their connection's loop, which is also this channel's: no hop to get there.
+        // Sessions run on their connection's loop, which is also this channel's: no hop to get there, and the
+        // collector resumes the session itself, without a promise and a future in between.
         if channel.eventLoop.inEventLoop {
-            return try await Self.start(channel, collector.value, payload, replies, seconds).get()
+            Self.send(payload, on: channel)
+            return try await collector.value.replies(replies, timeout: seconds)
         }
         let channel = self.channel
         let collector = self.collector
         return try await channel.eventLoop.flatSubmit {
-            Self.start(channel, collector.value, payload, replies, seconds)
+            Self.send(payload, on: channel)
+            return collector.value.expect(replies, on: channel.eventLoop, timeout: seconds)
         }.get()
     }
 
-    /// On the channel's loop: writes and asks the collector for one promise for the whole group of replies.
-    private static func start(
-        _ channel: any Channel, _ collector: ReplyCollector, _ payload: [ByteBuffer], _ replies: Int, _ seconds: Int
-    ) -> EventLoopFuture<[SMTPReply]> {
+    /// On the channel's loop: the whole payload in one flush.
+    private static func send(_ payload: [ByteBuffer], on channel: any Channel) {
         for buffer in payload { channel.write(buffer, promise: nil) }
         if !payload.isEmpty { channel.flush() }
-        return collector.expect(replies, on: channel.eventLoop, timeout: seconds)
     }
 
     /// EHLO (HELO when refused); what the next hop offers.
@@ -155,14 +155,34 @@ final class SMTPConnection: Sendable {
 final class ReplyCollector: ChannelInboundHandler, DeadlineTimerOwner {
     typealias InboundIn = SMTPReply
 
-    /// A group of replies someone waits for: how many, those that came, the promise for all of them, and when
-    /// the next hop's time for them is up.
+    /// A group of replies someone waits for: how many, those that came, who gets them, and when the next hop's
+    /// time for them is up.
     private struct Waiter {
         var count: Int
         var replies: [SMTPReply]
-        let promise: EventLoopPromise<[SMTPReply]>
+        let completion: Completion
         let deadline: NIODeadline
         let seconds: Int
+    }
+
+    /// A session on the loop waits as a continuation; anyone else gets a future.
+    private enum Completion {
+        case promise(EventLoopPromise<[SMTPReply]>)
+        case continuation(UnsafeContinuation<[SMTPReply], any Error>)
+
+        func succeed(_ replies: [SMTPReply]) {
+            switch self {
+            case .promise(let promise): promise.succeed(replies)
+            case .continuation(let continuation): continuation.resume(returning: replies)
+            }
+        }
+
+        func fail(_ error: any Error) {
+            switch self {
+            case .promise(let promise): promise.fail(error)
+            case .continuation(let continuation): continuation.resume(throwing: error)
+            }
+        }
     }
 
     private var waiting = CircularBuffer<Waiter>()
@@ -177,21 +197,54 @@ final class ReplyCollector: ChannelInboundHandler, DeadlineTimerOwner {
 
     /// The next `count` replies, in order; the connection is closed if they take longer than `seconds`.
     func expect(_ count: Int, on loop: any EventLoop, timeout seconds: Int) -> EventLoopFuture<[SMTPReply]> {
+        switch take(count) {
+        case .done(let result):
+            return loop.makeCompletedFuture(result)
+        case .partly(let replies):
+            let promise = loop.makePromise(of: [SMTPReply].self)
+            wait(for: count, having: replies, .promise(promise), timeout: seconds)
+            return promise.futureResult
+        }
+    }
+
+    /// The same as `expect`, for a caller on the channel's loop.
+    func replies(_ count: Int, timeout seconds: Int) async throws -> [SMTPReply] {
+        switch take(count) {
+        case .done(let result):
+            return try result.get()
+        case .partly(let replies):
+            // The closure runs at once, on the loop: no reply can come before the waiter is queued.
+            return try await withUnsafeThrowingContinuation { continuation in
+                wait(for: count, having: replies, .continuation(continuation), timeout: seconds)
+            }
+        }
+    }
+
+    private enum Taken {
+        case done(Result<[SMTPReply], any Error>)
+        case partly([SMTPReply])
+    }
+
+    /// The replies already here for a new group of `count`, and whether that settles it.
+    private func take(_ count: Int) -> Taken {
         var replies: [SMTPReply] = []
         replies.reserveCapacity(count)
         while replies.count < count, waiting.isEmpty, let reply = arrived.popFirst() { replies.append(reply) }
-        if replies.count == count { return loop.makeSucceededFuture(replies) }
-        if let failure { return loop.makeFailedFuture(failure) }
-        let promise = loop.makePromise(of: [SMTPReply].self)
+        if replies.count == count { return .done(.success(replies)) }
+        if let failure { return .done(.failure(failure)) }
+        return .partly(replies)
+    }
+
+    private func wait(for count: Int, having replies: [SMTPReply], _ completion: Completion, timeout seconds: Int) {
         let deadline = NIODeadline.now() + .seconds(Int64(seconds))
-        waiting.append(Waiter(count: count, replies: replies, promise: promise, deadline: deadline, seconds: seconds))
+        waiting.append(
+            Waiter(count: count, replies: replies, completion: completion, deadline: deadline, seconds: seconds))
         if waiting.count == 1 { schedule(at: deadline) }
-        return promise.futureResult
     }
 
     func fail(_ error: any Error) {
         if failure == nil { failure = error }
-        while let waiter = waiting.popFirst() { waiter.promise.fail(error) }
+        while let waiter = waiting.popFirst() { waiter.completion.fail(error) }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -215,7 +268,7 @@ final class ReplyCollector: ChannelInboundHandler, DeadlineTimerOwner {
         if waiting[waiting.startIndex].replies.count == waiting[waiting.startIndex].count, let done = waiting.popFirst()
         {
             if let next = waiting.first { schedule(at: next.deadline) }
-            done.promise.succeed(done.replies)
+            done.completion.succeed(done.replies)
         }
     }
 
