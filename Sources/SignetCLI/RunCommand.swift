@@ -72,7 +72,8 @@ struct RunCommand: AsyncParsableCommand {
             file: config, listen: listen, nextHop: nextHop, domain: domain, selectors: selector, keys: key,
             algorithms: algorithm, stateDirectory: stateDir, logger: logger)
         try ObservabilityWiring.apply(metricsListen: metricsListen, to: &configuration)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(
+            numberOfThreads: configuration.threads.eventLoopCount(cores: System.coreCount))
         let registry = ObservabilityWiring.makeRegistry()
         let metrics = ObservabilityWiring.relayMetrics(registry, for: configuration)
         var agent: SignerAgentSupervisor?

@@ -66,6 +66,32 @@ struct RelayCommandLineTests {
         #expect(try Data(contentsOf: key) == before)
     }
 
+    /// `threads.event_loops` and `threads.signers` (here from the environment) set the relay's threads, counted in
+    /// /proc, and one event loop still serves the listener and every connection.
+    @Test func threadCountsComeFromTheConfiguration() throws {
+        let setup = try H.Setup("threads")
+        defer { setup.remove() }
+        let (sink, sinkPort, dumps) = try E2E.startSink(try setup.subdirectory("sink"))
+        defer { sink.stop() }
+        let (relay, port) = try E2E.startSignet(
+            setup.dir, nextHop: sinkPort, keys: setup.keys,
+            environment: ["SIGNET_THREADS_EVENT_LOOPS": "1", "SIGNET_THREADS_SIGNERS": "3"])
+        defer { relay.stop() }
+        let tasks = "/proc/\(relay.process.processIdentifier)/task"
+        let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap { task in
+            try? String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8)
+        }
+        #expect(names.filter { $0.hasPrefix("NIO-ELT-") }.count == 1, "\(names)")
+        #expect(names.filter { $0.hasPrefix("TP-#") }.count == 3, "\(names)")
+        for index in 0..<3 {
+            let client = try H.greetedClient(port)
+            #expect(
+                try H.sendWithData(client, Mail.message(token: "threads-\(index)", body: "One loop.\r\n")).code == 250)
+        }
+        #expect(H.wait(seconds: 10) { ((try? E2E.dumpedMessages(dumps))?.count ?? 0) == 3 })
+        #expect(relay.process.isRunning, "signet exited: \(relay.output)")
+    }
+
     /// The relay listens with one socket per event loop, sharing the port (SO_REUSEPORT). A second relay started
     /// on the same port must still fail as with one socket, naming the address, and not take a share of the first
     /// one's connections.

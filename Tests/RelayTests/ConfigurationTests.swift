@@ -97,6 +97,21 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func threadCountsDefaultToTheCores() throws {
+        let automatic = try ConfigurationLoader.load(yaml: nil).threads
+        #expect(automatic.eventLoopCount(cores: 8) == 8 && automatic.signerCount(cores: 8) == 8)
+        let sidecar = try ConfigurationLoader.load(
+            yaml: "threads: {event_loops: 1}", environment: ["SIGNET_THREADS_SIGNERS": "2"]
+        ).threads
+        #expect(sidecar.eventLoopCount(cores: 8) == 1 && sidecar.signerCount(cores: 8) == 2)
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(yaml: "threads: {signers: -1}") }
+        do {
+            _ = try ConfigurationLoader.load(yaml: "threads: {event_loops: -2}")
+        } catch {
+            #expect(error.description.contains("threads.event_loops: must be 0 (one per core) or positive, not -2"))
+        }
+    }
+
     @Test func clientIdentityForwarding() throws {
         let configuration = try ConfigurationLoader.load(
             yaml: "forward_client_identity: xclient\nxclient_networks: [10.1.0.0/16]",

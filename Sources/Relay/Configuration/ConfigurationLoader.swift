@@ -90,6 +90,12 @@ public enum ConfigurationLoader {
         ] where value <= 0 {
             problems.append("\(name): must be positive, not \(value)")
         }
+        for (name, value) in [
+            ("threads.event_loops", configuration.threads.eventLoops),
+            ("threads.signers", configuration.threads.signers),
+        ] where value < 0 {
+            problems.append("\(name): must be 0 (one per core) or positive, not \(value)")
+        }
         if limits.maxConnectionsPerClient < 0 {
             problems.append("limits.max_connections_per_client: must be 0 (no limit) or positive")
         }
@@ -205,6 +211,7 @@ public enum ConfigurationLoader {
             "spool_threshold": .scalar, "max_connections_per_client": .scalar, "max_header_size": .scalar,
             "max_header_fields": .scalar, "max_idle_next_hop_connections": .scalar,
         ]),
+        "threads": .map(["event_loops": .scalar, "signers": .scalar]),
         "timeouts": .map([
             "command": .scalar, "data_block": .scalar, "next_hop_connect": .scalar, "next_hop_command": .scalar,
             "next_hop_data_end": .scalar, "next_hop_keepalive": .scalar, "shutdown_grace": .scalar,
@@ -327,6 +334,11 @@ public enum ConfigurationLoader {
                 } else {
                     problems.append("forward_client_identity: '\(text)' is not none, xforward or xclient")
                 }
+            }
+            if let node = top["threads"], case .map(let schema) = ConfigurationLoader.schema["threads"]! {
+                let threads = keys(node, "threads", schema)
+                int(threads["event_loops"], "threads.event_loops", &configuration.threads.eventLoops)
+                int(threads["signers"], "threads.signers", &configuration.threads.signers)
             }
             if let node = top["limits"], case .map(let schema) = ConfigurationLoader.schema["limits"]! {
                 let limits = keys(node, "limits", schema)

@@ -46,6 +46,7 @@ extension RelayConfiguration {
             "client_networks": clientNetworks.map(\.description),
             "xclient_networks": xclientNetworks.map(\.description),
             "forward_client_identity": forwardClientIdentity.rawValue,
+            "threads": ["event_loops": threads.eventLoops, "signers": threads.signers],
             "limits": [
                 "max_connections": limits.maxConnections, "max_message_size": limits.maxMessageSize,
                 "max_recipients": limits.maxRecipients, "spool_threshold": limits.spoolThreshold,

@@ -26,6 +26,8 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var limits = Limits()
     /// Timeouts, in seconds.
     public var timeouts = Timeouts()
+    /// How many event-loop and signer threads; read at start only.
+    public var threads = Threads()
     /// Which mail is signed, with what.
     public var signing = Signing()
     /// Sender Rewriting Scheme for forwarded mail and its bounces; off unless `srs.mode` is set.
@@ -179,6 +181,22 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// XCLIENT once per connection: the next hop treats the session as if the original client had connected
         /// (Postfix `smtpd_authorized_xclient_hosts`).
         case xclient
+    }
+
+    /// Thread counts. 0 (the default) is one per core for each: right for a relay with the machine to itself. A
+    /// sidecar that shares its cores with the sender does better with fewer (docs/operations.md).
+    public struct Threads: Sendable, Equatable {
+        /// Event-loop threads, which run every connection and session.
+        public var eventLoops = 0
+        /// Signer-pool threads, which run the private-key operations.
+        public var signers = 0
+
+        public init() {}
+
+        /// The event-loop count to start with on `cores` cores.
+        public func eventLoopCount(cores: Int) -> Int { eventLoops > 0 ? eventLoops : max(1, cores) }
+        /// The signer-thread count to start with on `cores` cores.
+        public func signerCount(cores: Int) -> Int { signers > 0 ? signers : max(1, cores) }
     }
 
     /// Size and count limits.

@@ -42,7 +42,9 @@ public final class RelayServer: Service, Sendable {
         self.logger = logger
         self.metrics = metrics
         self.srsStatistics = SRSStatistics(metrics: metrics)
-        self.signerPool = SignerPool(threadCount: System.coreCount, metrics: metrics, agent: signerAgent)
+        self.signerPool = SignerPool(
+            threadCount: configuration.threads.signerCount(cores: System.coreCount), metrics: metrics,
+            agent: signerAgent)
         let context = try Self.makeContext(
             configuration, agentKeys: signerAgent?.keys, group: group, signerPool: signerPool, logger: logger,
             metrics: metrics, srsStatistics: srsStatistics, capabilities: NextHopCapabilityCache())
@@ -132,6 +134,9 @@ public final class RelayServer: Service, Sendable {
         current.withLockedValue { $0 = context }
         // Connections kept for later clients were opened under the old settings (next hop, TLS, hostname).
         Task { await old.nextHop.closeIdleSessions() }
+        if configuration.threads != old.configuration.threads {
+            logger.warning("threads changed in the configuration; they take effect only on restart")
+        }
         if configuration.listen != old.configuration.listen {
             logger.warning(
                 "listen addresses changed in the configuration; they take effect only on restart",
