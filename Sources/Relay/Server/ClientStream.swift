@@ -19,8 +19,8 @@ struct ClientConnection: Sendable {
 ///
 /// It does what `NIOAsyncChannel` did for the session with less machinery: that one serves any thread, through a
 /// lock and a generic producer state machine per read and per write, about 8% of the relay's CPU per message
-/// (ed25519, 100 messages per connection; docs/performance.md). Here a read resumes the waiting session directly and a reply
-/// goes straight into the pipeline; both run on the loop, which owns every field. Reads stop while
+/// (ed25519, 100 messages per connection; docs/performance.md). Here a read resumes the waiting session directly
+/// and a reply goes straight into the pipeline; both run on the loop, which owns every field. Reads stop while
 /// `highWatermark` chunks wait unread and start again below `lowWatermark`, as `NIOAsyncChannel` did by default;
 /// a reply that leaves the channel unwritable waits until the client has read enough.
 final class ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable {
