@@ -52,7 +52,7 @@ struct ClientStreamTests {
         }.get()
         #expect(try await loop.submit { counter.reads }.get() == 0)
 
-        try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
+        try await withTaskExecutorPreference(connection.executor) {
             var seen: [String] = []
             for _ in 0..<8 { seen.append(String(buffer: try #require(await connection.stream.next()))) }
             #expect(seen == (0..<8).map { "\($0)" })

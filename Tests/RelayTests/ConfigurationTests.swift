@@ -107,6 +107,7 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(yaml: "threads: {signers: -1}") }
         do {
             _ = try ConfigurationLoader.load(yaml: "threads: {event_loops: -2}")
+            Issue.record("accepted a negative thread count")
         } catch {
             #expect(error.description.contains("threads.event_loops: must be 0 (one per core) or positive, not -2"))
         }

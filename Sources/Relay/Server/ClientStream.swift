@@ -6,9 +6,12 @@ struct ClientConnection: Sendable {
     let channel: any Channel
     let stream: ClientStreamHandler
 
+    /// The connection's loop as a task executor: its session and the session's verification lookups run there.
+    var executor: EventLoopTaskExecutor { stream.executor }
+
     /// Adds the stream handler last in `channel`'s pipeline; on the channel's loop.
     static func wrapping(_ channel: any Channel) throws -> ClientConnection {
-        let stream = ClientStreamHandler(eventLoop: channel.eventLoop)
+        let stream = ClientStreamHandler(executor: EventLoopTaskExecutor(channel.eventLoop))
         try channel.pipeline.syncOperations.addHandler(stream)
         return ClientConnection(channel: channel, stream: stream)
     }
@@ -31,7 +34,8 @@ final class ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable {
     private static let lowWatermark = 2
     private static let highWatermark = 10
 
-    let eventLoop: any EventLoop
+    let executor: EventLoopTaskExecutor
+    private var eventLoop: any EventLoop { executor.eventLoop }
     // Every field below is touched on `eventLoop` only.
     private var context: ChannelHandlerContext?
     private var unread = CircularBuffer<ByteBuffer>(initialCapacity: 4)
@@ -42,14 +46,14 @@ final class ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// A read the channel asked for while `unread` was full, passed on once the session has caught up.
     private var heldRead = false
 
-    init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
+    init(executor: EventLoopTaskExecutor) {
+        self.executor = executor
     }
 
     /// The next bytes from the client; nil once the client has closed the connection. Throws the channel's error.
     func next() async throws -> ByteBuffer? {
         guard eventLoop.inEventLoop else {
-            return try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop)) { try await self.next() }
+            return try await withTaskExecutorPreference(executor) { try await self.next() }
         }
         if let chunk = unread.popFirst() {
             if heldRead && unread.count < Self.lowWatermark, let context {
@@ -69,9 +73,7 @@ final class ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// Writes and flushes `reply`; returns once the channel can take more. Throws once the connection is closed.
     func write(_ reply: ByteBuffer) async throws {
         guard eventLoop.inEventLoop else {
-            return try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop)) {
-                try await self.write(reply)
-            }
+            return try await withTaskExecutorPreference(executor) { try await self.write(reply) }
         }
         guard let context, context.channel.isActive else { throw ChannelError.ioOnClosedChannel }
         context.writeAndFlush(wrapOutboundOut(reply), promise: nil)

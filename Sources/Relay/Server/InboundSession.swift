@@ -91,10 +91,11 @@ struct InboundSession {
     static let xclientAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"]
     static let xforwardAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"]
 
-    /// `channel` is needed for STARTTLS; `trusted`: the client is in `client_networks`.
+    /// `channel` is needed for STARTTLS; `executor`, the channel's loop the session runs on, for the verification
+    /// lookups; `trusted`: the client is in `client_networks`.
     init(
         context: RelayContext, peer: SocketAddress?, timer: ClientTimer, drain: SessionDrain = SessionDrain(),
-        channel: (any Channel)? = nil, trusted: Bool = true
+        channel: (any Channel)? = nil, executor: EventLoopTaskExecutor? = nil, trusted: Bool = true
     ) {
         self.context = context
         self.peer = peer?.description ?? "?"
@@ -105,7 +106,7 @@ struct InboundSession {
             address.ipAddress.flatMap { host in address.port.map { HostPort(host: host, port: $0) } }
         }
         self.eventLoop = channel?.eventLoop
-        self.executor = channel.map { EventLoopTaskExecutor($0.eventLoop) }
+        self.executor = executor
         self.framer = SMTPServerFramer()
         var capabilities = SMTPCapabilities()
         capabilities.pipelining = true

@@ -325,7 +325,7 @@ public final class RelayServer: Service, Sendable {
                 try await listener.executeThenClose { connections in
                     for try await connection in connections {
                         // The session runs on its connection's loop (EventLoopTaskExecutor says why).
-                        group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
+                        group.addTask(executorPreference: connection.executor) {
                             await self.serve(connection)
                         }
                     }
@@ -387,7 +387,8 @@ public final class RelayServer: Service, Sendable {
             return  // the connection closed before its session began
         }
         var session = InboundSession(
-            context: context, peer: peer, timer: timer, drain: drain, channel: channel, trusted: trusted)
+            context: context, peer: peer, timer: timer, drain: drain, channel: channel, executor: connection.executor,
+            trusted: trusted)
         do {
             try await session.run(on: connection.stream)
         } catch {
